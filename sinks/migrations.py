@@ -59,6 +59,15 @@ def applied_versions(client: Client, database: str) -> set[int]:
     return {row[0] for row in client.execute(f"SELECT version FROM {database}.schema_migrations")}
 
 
+def schema_version(target: ClickHouseTarget) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    client = connect(target, database="default")
+    try:
+        return max(applied_versions(client, target.database), default=0)
+    finally:
+        client.disconnect()
+
+
 def migrate(target: ClickHouseTarget) -> list[Migration]:
     """Create the database if needed and apply what is missing; returns what was applied."""
     client = connect(target, database="default")

@@ -1,0 +1,75 @@
+"""The spine, end to end on real servers: generated traffic in, rows, metrics and alerts out."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.synthetic import generate
+from touchpoint.demo import run_scenario
+from touchpoint.harness import clickhouse_client, metric_value, wait_until
+from touchpoint.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_generated_traffic_end_to_end(settings: Settings, tmp_path: Path) -> None:
+    scenario = generate(customers=60, seed=11, start_ms=int(time.time() * 1000) - 48 * 3600_000)
+    manifest = scenario.manifest
+    valid_ids = [event_id for ids in manifest.valid_event_ids.values() for event_id in ids]
+
+    worker = run_scenario(settings, scenario, tmp_path, timeout=300)
+    db = settings.clickhouse.database
+    client = clickhouse_client(settings)
+    try:
+        # one more timer round, so channel rules and idle journeys are evaluated on all the data
+        wait_until(lambda: client.execute(
+            f"SELECT count() FROM {db}.alerts FINAL WHERE subject_kind = 'channel'")[0][0] > 0,
+            timeout=30, describe="a channel alert")
+
+        # every valid event is in touchpoints exactly once
+        rows = client.execute(f"SELECT event_id FROM {db}.customer_touchpoints")
+        stored = Counter(event_id for (event_id,) in rows)
+        assert set(stored) == set(valid_ids)
+        assert max(stored.values()) == 1
+        assert client.execute(f"SELECT count() FROM {db}.touchpoints FINAL")[0][0] == len(valid_ids)
+
+        # the invalid ones are in dead_letters with a reason, and counted by the metrics
+        dead = dict(client.execute(f"SELECT reason, count() FROM {db}.dead_letters FINAL GROUP BY reason"))
+        assert sum(dead.values()) == manifest.malformed
+        assert {"not_decodable", "unknown_schema", "channel_mismatch", "timestamp_absurd", "oversized"} <= set(dead)
+        exposition = worker.scrape()
+        assert metric_value(exposition, "cx_events_invalid_total") == manifest.malformed
+        for reason, count in dead.items():
+            assert metric_value(exposition, "cx_events_invalid_total", {"reason": reason}) == count
+
+        # journeys split where the generated gaps say
+        journeys = dict(client.execute(
+            f"SELECT customer_key, count() FROM {db}.customer_journeys GROUP BY customer_key"))
+        for customer, expected in manifest.journeys.items():
+            assert journeys.get(customer) == expected, customer
+
+        # the scripted unhappy customer has an alert, the happy one has none
+        alerted = {key for (key,) in client.execute(
+            f"SELECT DISTINCT customer_key FROM {db}.alerts FINAL WHERE subject_kind = 'customer' AND state = 'firing'")}
+        assert set(manifest.unhappy_customers) <= alerted
+        assert manifest.happy_customer not in alerted
+
+        # the degraded channel raised a channel-level alert
+        channels = {c for (c,) in client.execute(
+            f"SELECT DISTINCT channel FROM {db}.alerts FINAL WHERE subject_kind = 'channel' AND state = 'firing'")}
+        assert manifest.degraded.channel in channels
+
+        # the metrics scraped over HTTP agree with ClickHouse
+        per_channel = dict(client.execute(f"SELECT channel, count() FROM {db}.customer_touchpoints GROUP BY channel"))
+        for channel, count in per_channel.items():
+            assert metric_value(exposition, "cx_events_processed_total", {"channel": channel}) == count
+        alerts_in_ch = client.execute(
+            f"SELECT count() FROM {db}.alerts FINAL WHERE state = 'firing'")[0][0]
+        assert metric_value(worker.scrape(), "cx_alerts_total") == alerts_in_ch
+    finally:
+        client.disconnect()
+        assert worker.stop() == 0

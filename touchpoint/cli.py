@@ -1,0 +1,155 @@
+"""The ``touchpoint`` command: worker, migrate, generate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from touchpoint.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("touchpoint")
+
+NOT_CONFIGURED = (
+    "{name} is not set. Point it at your servers, or run `touchpoint demo`, which starts "
+    "a local broker and ClickHouse by itself."
+)
+
+
+def _require(settings: Settings) -> None:
+    if not settings.kafka_bootstrap_servers:
+        raise SettingsError(NOT_CONFIGURED.format(name="TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS"))
+    if not settings.clickhouse_url:
+        raise SettingsError(NOT_CONFIGURED.format(name="TOUCHPOINT_CLICKHOUSE_URL"))
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from agents.app import build_app
+    from sinks.migrations import latest_version, schema_version
+    from touchpoint.runtime import Runtime
+    from touchpoint.topics import ensure_topics
+
+    _require(settings)
+    version = schema_version(settings.clickhouse)
+    if version < latest_version():
+        raise SettingsError(
+            f"ClickHouse schema is at version {version}, this worker needs {latest_version()}: "
+            "run `touchpoint migrate` first"
+        )
+    ensure_topics(settings)
+    runtime = Runtime.create(settings)
+    runtime.metrics.serve(settings.metrics_port)
+    log.info("metrics on :%d/metrics; settings %s", settings.metrics_port, settings.describe())
+    stages = build_app(runtime)
+    worker = faust.Worker(stages.app, loglevel=settings.log_level, quiet=True, override_logging=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.migrations import migrate
+
+    if not settings.clickhouse_url:
+        raise SettingsError(NOT_CONFIGURED.format(name="TOUCHPOINT_CLICKHOUSE_URL"))
+    applied = migrate(settings.clickhouse)
+    if applied:
+        for migration in applied:
+            print(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        print("schema is up to date")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.synthetic import generate
+    from touchpoint.generate import produce, write_manifest
+    from touchpoint.topics import ensure_topics
+
+    if not settings.kafka_bootstrap_servers:
+        raise SettingsError(NOT_CONFIGURED.format(name="TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS"))
+    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000) - args.span_hours * 3600_000
+    scenario = generate(customers=args.customers, seed=args.seed, start_ms=start_ms)
+    ensure_topics(settings)
+    progress = ProgressLine("produced", len(scenario.messages))
+    sent = produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix, args.rate, progress.update)
+    progress.done()
+    if args.manifest:
+        write_manifest(scenario, Path(args.manifest))
+    print(f"sent {sent} messages for {args.customers} customers (seed {args.seed})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.demo import run_demo
+
+    return run_demo(settings, customers=args.customers, seed=args.seed, hold=args.hold)
+
+
+class ProgressLine:
+    """One self-rewriting line on a terminal, plain lines every 10% elsewhere (CI logs)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, max(total, 1)
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self._last_decile = -1
+
+    def update(self, done: int) -> None:
+        fraction = min(done / self.total, 1.0)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        text = f"{self.label}: {done}/{self.total} ({fraction:.0%}), about {eta:.0f} s left"
+        if self.tty:
+            sys.stderr.write("\r" + text.ljust(70))
+            sys.stderr.flush()
+        elif int(fraction * 10) > self._last_decile:
+            self._last_decile = int(fraction * 10)
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="touchpoint", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run a Faust worker (needs Kafka and ClickHouse settings)")
+    sub.add_parser("migrate", help="apply the ClickHouse DDL (idempotent)")
+    gen = sub.add_parser("generate", help="produce synthetic multi-channel traffic into Kafka")
+    gen.add_argument("--customers", type=int, default=200)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    gen.add_argument("--span-hours", type=int, default=48, help="event time spans this many hours before now")
+    gen.add_argument("--start-ms", type=int, default=None, help="event time of the first event (epoch ms)")
+    gen.add_argument("--manifest", help="write the scenario's ground truth as JSON here")
+    demo = sub.add_parser("demo", help="the whole thing on a local broker and ClickHouse")
+    demo.add_argument("--customers", type=int, default=200)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
+                      help="keep the servers up after the summary until Ctrl-C (default: when on a terminal)")
+    return root
+
+
+COMMANDS = {"worker": cmd_worker, "migrate": cmd_migrate, "generate": cmd_generate, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        return COMMANDS[args.command](args, settings)
+    except SettingsError as exc:
+        print(f"touchpoint: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

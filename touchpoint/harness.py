@@ -1,0 +1,109 @@
+"""Running real workers as child processes and waiting on ClickHouse: shared by demo and tests.
+
+A worker runs as its own process (``python -m touchpoint.cli worker``), exactly as it would in
+production, so it can be stopped with SIGTERM or killed with SIGKILL like a real one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from clickhouse_driver import Client
+
+from sinks.clickhouse import connect
+from touchpoint.localstack import free_port
+from touchpoint.settings import ENV_PREFIX, Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in vars(settings).items() if value != ""}
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+    log_path: Path
+
+    @classmethod
+    def start(cls, settings: Settings, log_path: Path, metrics_port: int | None = None) -> WorkerProcess:
+        metrics_port = metrics_port or free_port()
+        env = dict(os.environ)
+        env.update(settings_env(settings.with_overrides(metrics_port=metrics_port)))
+        out = open(log_path, "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "touchpoint.cli", "worker"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        out.close()
+        return cls(process, metrics_port, log_path)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            return response.read().decode()
+
+    def stop(self, grace: float = 30.0) -> int:
+        """SIGTERM, as an orchestrator would: the worker flushes and commits before it exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def clickhouse_client(settings: Settings) -> Client:
+    return connect(settings.clickhouse)
+
+
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 1.0,
+    on_tick: Callable[[], None] | None = None,
+    describe: str = "condition",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if on_tick:
+            on_tick()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{describe} not reached within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def metric_value(exposition: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` in a text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                total += sample.value
+    return total
