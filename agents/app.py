@@ -60,6 +60,8 @@ def build_app(runtime: Runtime) -> Stages:
         producer_linger=0.02,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
+        key_serializer="raw",
+        value_serializer="raw",
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     channel_topics = {topics.channel(channel): channel for channel in CHANNELS}
@@ -68,10 +70,9 @@ def build_app(runtime: Runtime) -> Stages:
     customers_topic = app.topic(topics.customers, partitions=settings.partitions, **raw)
     dlq_topic = app.topic(topics.dlq, **raw)
     alerts_topic = app.topic(topics.alerts, **raw)
-    identity_table = app.Table("identity", default=None, partitions=settings.partitions,
-                               key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    # Tables hold bytes we encode ourselves (the app's serializers are raw).
+    identity_table = app.Table("identity", default=None, partitions=settings.partitions)
     customer_table = app.Table("customers", default=None, partitions=settings.partitions,
-                               key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                                use_partitioner=True)
 
     metrics = runtime.metrics
