@@ -1,0 +1,253 @@
+"""Alert rules over one customer or one channel window: pure, with the state made explicit.
+
+The caller keeps one ``RuleState`` per rule name and subject (customer rules in the customer's
+state, channel rules next to the channel windows), passes the states in, and stores the ones that
+come back; a state that has nothing left to remember is not returned, so state stays small.
+
+For each rule and subject:
+
+* a breach fires one alert, which stays firing while the breach lasts: one cause, one alert;
+* it resolves once the value is back on the good side of the threshold by the rule's hysteresis,
+  so a value hovering at the threshold does not flap;
+* after an alert fired, the same rule and subject fire nothing new for ``cooldown_seconds``; a
+  breach that outlasts the cooldown fires then. The first alert is never held back;
+* the alert id derives from the rule, the subject and the event time the breach began, so a
+  replay of the same events gives the same ids; a resolution carries its firing alert's id.
+
+Times are event times in epoch milliseconds, so a replay evaluates exactly as the first run did.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
+
+from pipeline.config import DIMENSION_BY_CHANNEL, AlertRule
+from pipeline.windows import CHANNEL_TOTAL, WindowStats
+
+FIRING = "firing"
+RESOLVED = "resolved"
+_ALERT_ID_NAMESPACE = uuid.UUID("5f0b7c52-3f7e-4d3c-9a57-1d1e7e0c2a11")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert firing or resolving: the record for the alerts topic and table.
+
+    Customer alerts have channel and dimension ""; channel alerts have customer_key "" and
+    dimension "" for the channel total.
+    """
+
+    alert_id: str
+    rule: str
+    severity: str
+    state: str  # "firing" | "resolved"
+    subject_kind: str  # "customer" | "channel"
+    channel: str
+    dimension: str
+    customer_key: str
+    value: float
+    threshold: float
+    occurred_at_ms: int
+    details: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """What one rule remembers about one subject between evaluations."""
+
+    breach_since_ms: int | None = None  # event time the current breach began
+    alert_id: str | None = None  # the firing alert; None when not firing
+    severity: str | None = None  # the firing alert's severity, repeated on its resolution
+    last_fired_ms: int | None = None  # when an alert last fired, for the cooldown
+    baseline_score: float | None = None  # customer_score_drop: the score a drop is measured from
+    baseline_ms: int | None = None  # customer_score_drop: when its window began
+
+    @property
+    def firing(self) -> bool:
+        return self.alert_id is not None
+
+
+States = Mapping[str, RuleState]  # by rule name, for one subject
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    kind: str
+    channel: str = ""
+    dimension: str = ""
+    customer_key: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "customer":
+            return f"customer:{self.customer_key}"
+        return f"channel:{self.channel}:{self.dimension}"
+
+
+_MEASURES: Mapping[str, str] = {
+    "customer_score_below": "rolling score",
+    "customer_score_drop": "rolling score drop",
+    "customer_failed_contacts": "failed contacts in the journey",
+    "channel_score_below": "mean score",
+    "channel_nps_below": "NPS",
+    "channel_error_rate_above": "error rate",
+}
+
+# Each channel kind's value and the number of samples behind it.
+_CHANNEL_VALUES: Mapping[str, Callable[[WindowStats], tuple[float | None, int]]] = {
+    "channel_score_below": lambda stats: (stats.mean_score, stats.volume),
+    "channel_nps_below": lambda stats: (stats.nps, stats.nps_responses),
+    "channel_error_rate_above": lambda stats: (stats.error_rate, stats.volume),
+}
+
+
+def evaluate_customer(rules: Sequence[AlertRule], states: States, customer_key: str, rolling_score: float,
+                      previous_score: float | None, failed_contacts: int, at_ms: int,
+                      lifetime_value: float | None) -> tuple[dict[str, RuleState], list[AlertEvent]]:
+    """Evaluate the customer rules after one touchpoint of this customer.
+
+    ``previous_score`` is the rolling score before this touchpoint (None for the first one) and
+    ``failed_contacts`` the failed contacts in the customer's open journey. A drop is measured
+    from the highest rolling score since the rule's window began; a new window begins at the first
+    touchpoint after the previous one ran its ``window_seconds``.
+    """
+    subject = _Subject("customer", customer_key=customer_key)
+    new_states: dict[str, RuleState] = {}
+    events: list[AlertEvent] = []
+    for rule in rules:
+        if rule.subject != "customer":
+            continue
+        state = states.get(rule.name, RuleState())
+        value: float | None
+        if rule.kind == "customer_score_drop":
+            state = _rebase(rule, state, previous_score, at_ms)
+            value = None if state.baseline_score is None else state.baseline_score - rolling_score
+        elif rule.kind == "customer_score_below":
+            value = rolling_score
+        else:  # customer_failed_contacts
+            value = float(failed_contacts)
+        if value is not None:
+            state, event = _step(rule, state, subject, value, _severity(rule, lifetime_value), at_ms, "")
+            if event:
+                events.append(event)
+        _keep(new_states, rule, state, at_ms)
+    return new_states, events
+
+
+def evaluate_channel(rules: Sequence[AlertRule], states: States, channel: str, dimension: str,
+                     stats: WindowStats, at_ms: int) -> tuple[dict[str, RuleState], list[AlertEvent]]:
+    """Evaluate the channel rules that watch this channel and dimension ("" is the total).
+
+    A rule with fewer samples than its ``min_samples`` (window touchpoints; NPS answers for NPS)
+    is not evaluated and keeps its state: too little traffic is no evidence of recovery.
+    """
+    subject = _Subject("channel", channel=channel, dimension=dimension)
+    new_states: dict[str, RuleState] = {}
+    events: list[AlertEvent] = []
+    for rule in rules:
+        if not _watches(rule, channel, dimension):
+            continue
+        state = states.get(rule.name, RuleState())
+        value, samples = _CHANNEL_VALUES[rule.kind](stats)
+        if value is not None and samples >= rule.min_samples:
+            scope = f" on {channel}" + (f" {rule.dimension}={dimension}" if dimension else "")
+            note = f"{scope} ({samples} samples)"
+            state, event = _step(rule, state, subject, value, rule.severity, at_ms, note)
+            if event:
+                events.append(event)
+        _keep(new_states, rule, state, at_ms)
+    return new_states, events
+
+
+def alert_id_for(rule: str, subject_key: str, breach_since_ms: int) -> str:
+    """Deterministic: the same breach of the same rule and subject always has the same id."""
+    return str(uuid.uuid5(_ALERT_ID_NAMESPACE, f"{rule}\x00{subject_key}\x00{breach_since_ms}"))
+
+
+def _watches(rule: AlertRule, channel: str, dimension: str) -> bool:
+    if rule.subject != "channel" or rule.channel not in (None, channel):
+        return False
+    if rule.dimension is None:
+        return dimension == CHANNEL_TOTAL
+    return dimension != CHANNEL_TOTAL and DIMENSION_BY_CHANNEL.get(channel) == rule.dimension
+
+
+def _step(rule: AlertRule, state: RuleState, subject: _Subject, value: float, severity: str, at_ms: int,
+          note: str) -> tuple[RuleState, AlertEvent | None]:
+    """One evaluation of one rule for one subject: the new state and the alert it causes, if any."""
+    if state.alert_id is not None and state.severity is not None:  # firing
+        if not _recovered(rule, value):
+            return state, None
+        event = _event(rule, subject, state.alert_id, state.severity, RESOLVED, value, at_ms, note)
+        return replace(state, breach_since_ms=None, alert_id=None, severity=None), event
+    if not _breached(rule, value):
+        return replace(state, breach_since_ms=None), None
+    since = state.breach_since_ms if state.breach_since_ms is not None else at_ms
+    if _cooling(rule, state, at_ms):
+        return replace(state, breach_since_ms=since), None
+    alert_id = alert_id_for(rule.name, subject.key, since)
+    fired = replace(state, breach_since_ms=since, alert_id=alert_id, severity=severity, last_fired_ms=at_ms)
+    return fired, _event(rule, subject, alert_id, severity, FIRING, value, at_ms, note)
+
+
+def _breached(rule: AlertRule, value: float) -> bool:
+    return value < rule.threshold if rule.fires_below else value > rule.threshold
+
+
+def _recovered(rule: AlertRule, value: float) -> bool:
+    if rule.fires_below:
+        return value >= rule.threshold + rule.hysteresis
+    return value <= rule.threshold - rule.hysteresis
+
+
+def _cooling(rule: AlertRule, state: RuleState, at_ms: int) -> bool:
+    return state.last_fired_ms is not None and at_ms - state.last_fired_ms < rule.cooldown_seconds * 1000
+
+
+def _event(rule: AlertRule, subject: _Subject, alert_id: str, severity: str, kind: str, value: float,
+           at_ms: int, note: str) -> AlertEvent:
+    if kind == FIRING:
+        relation = f"{'below' if rule.fires_below else 'above'} {rule.threshold:g}"
+    else:
+        bound = rule.threshold + rule.hysteresis if rule.fires_below else rule.threshold - rule.hysteresis
+        relation = f"back {'at or above' if rule.fires_below else 'at or below'} {bound:g}"
+    return AlertEvent(
+        alert_id=alert_id,
+        rule=rule.name,
+        severity=severity,
+        state=kind,
+        subject_kind=subject.kind,
+        channel=subject.channel,
+        dimension=subject.dimension,
+        customer_key=subject.customer_key,
+        value=value,
+        threshold=rule.threshold,
+        occurred_at_ms=at_ms,
+        details=f"{_MEASURES[rule.kind]} {value:.4g} {relation}{note}",
+    )
+
+
+def _severity(rule: AlertRule, lifetime_value: float | None) -> str:
+    escalation = rule.escalation
+    if escalation and lifetime_value is not None and lifetime_value >= escalation.lifetime_value_at_least:
+        return escalation.severity
+    return rule.severity
+
+
+def _rebase(rule: AlertRule, state: RuleState, previous_score: float | None, at_ms: int) -> RuleState:
+    """Track the drop baseline: the highest score since the window began, restarting after it."""
+    if previous_score is None:
+        return state
+    window_ms = 1000 * (rule.window_seconds or 0)
+    if state.baseline_ms is None or state.baseline_score is None or at_ms - state.baseline_ms >= window_ms:
+        return replace(state, baseline_score=previous_score, baseline_ms=at_ms)
+    return replace(state, baseline_score=max(state.baseline_score, previous_score))
+
+
+def _keep(states: dict[str, RuleState], rule: AlertRule, state: RuleState, at_ms: int) -> None:
+    """Keep a state only while it remembers something: a breach, a baseline or a live cooldown."""
+    remembers = state.breach_since_ms is not None or state.firing or state.baseline_score is not None
+    if remembers or _cooling(rule, state, at_ms):
+        states[rule.name] = state

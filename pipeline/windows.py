@@ -1,0 +1,159 @@
+"""Sliding event-time windows per channel and dimension: rolling score and the standard CX figures.
+
+Touchpoints are counted into fixed buckets (10 s by default) per (channel, dimension); a snapshot
+adds up the buckets of the last ``window_seconds`` before a given time. Buckets older than the
+window behind the watermark (the newest event time seen) are dropped, so memory is bounded by
+the number of live dimension values times ``window_seconds / bucket_seconds``, however long the
+stream runs. Counts are sums, so the figures do not depend on arrival order, only on which
+events arrived before the snapshot.
+
+Every touchpoint counts in its channel's total (dimension "") and, when it has one, in its
+dimension value (e.g. call queue "billing"): call :meth:`ChannelWindows.add` once per touchpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.model import Feedback
+from pipeline.scoring import is_detractor, is_promoter
+
+CHANNEL_TOTAL = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """The CX figures of one window; a mean or rate is None when nothing was there to average."""
+
+    volume: int
+    mean_score: float | None
+    nps: float | None  # % promoters - % detractors, -100..100
+    nps_responses: int
+    mean_csat: float | None
+    csat_responses: int
+    mean_ces: float | None
+    ces_responses: int
+    friction_rate: float | None  # share of touchpoints with a friction signal, 0-1
+    error_rate: float | None  # share of touchpoints with a web error or app crash, 0-1
+
+
+@dataclass(slots=True)
+class _Counts:
+    """Sums over some touchpoints: what a bucket holds and what a snapshot adds up."""
+
+    volume: int = 0
+    score_sum: float = 0.0
+    friction: int = 0
+    errors: int = 0
+    promoters: int = 0
+    detractors: int = 0
+    nps_responses: int = 0
+    csat_sum: int = 0
+    csat_responses: int = 0
+    ces_sum: int = 0
+    ces_responses: int = 0
+
+    def add(self, score: float, feedback: Feedback | None, friction: bool, error: bool) -> None:
+        self.volume += 1
+        self.score_sum += score
+        self.friction += friction
+        self.errors += error
+        if feedback is None:
+            return
+        if feedback.kind == "nps":
+            self.nps_responses += 1
+            self.promoters += is_promoter(feedback.score)
+            self.detractors += is_detractor(feedback.score)
+        elif feedback.kind == "csat":
+            self.csat_responses += 1
+            self.csat_sum += feedback.score
+        elif feedback.kind == "ces":
+            self.ces_responses += 1
+            self.ces_sum += feedback.score
+
+    def merge(self, other: _Counts) -> None:
+        for name in _Counts.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def stats(self) -> WindowStats:
+        return WindowStats(
+            volume=self.volume,
+            mean_score=_ratio(self.score_sum, self.volume),
+            nps=_ratio(100.0 * (self.promoters - self.detractors), self.nps_responses),
+            nps_responses=self.nps_responses,
+            mean_csat=_ratio(self.csat_sum, self.csat_responses),
+            csat_responses=self.csat_responses,
+            mean_ces=_ratio(self.ces_sum, self.ces_responses),
+            ces_responses=self.ces_responses,
+            friction_rate=_ratio(self.friction, self.volume),
+            error_rate=_ratio(self.errors, self.volume),
+        )
+
+
+def _ratio(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+class ChannelWindows:
+    """Bucketed sliding windows for every (channel, dimension) seen, in event time."""
+
+    def __init__(self, window_seconds: int, bucket_seconds: int = 10) -> None:
+        if window_seconds <= 0 or bucket_seconds <= 0 or window_seconds % bucket_seconds:
+            raise ValueError("window_seconds must be a positive multiple of bucket_seconds")
+        self.window_seconds = window_seconds
+        self._bucket_ms = bucket_seconds * 1000
+        self._buckets_per_window = window_seconds // bucket_seconds
+        self._buckets: dict[tuple[str, str], dict[int, _Counts]] = {}
+        self._watermark_ms: int | None = None
+
+    @property
+    def watermark_ms(self) -> int | None:
+        """The newest event time added so far (None before the first)."""
+        return self._watermark_ms
+
+    def add(self, channel: str, dimension: str, at_ms: int, score: float, feedback: Feedback | None,
+            friction: bool, error: bool) -> bool:
+        """Count one touchpoint; False when it is older than the window behind the watermark."""
+        index = at_ms // self._bucket_ms
+        if self._watermark_ms is not None and index <= self._cutoff(self._watermark_ms):
+            return False
+        keys = [(channel, CHANNEL_TOTAL)] + ([(channel, dimension)] if dimension else [])
+        for key in keys:
+            self._buckets.setdefault(key, {}).setdefault(index, _Counts()).add(score, feedback, friction, error)
+        previous_watermark = self._watermark_ms
+        if previous_watermark is None or at_ms > previous_watermark:
+            self._watermark_ms = at_ms
+            if previous_watermark is not None and index > previous_watermark // self._bucket_ms:
+                self._evict(self._cutoff(at_ms))
+        return True
+
+    def snapshot(self, channel: str, dimension: str, now_ms: int) -> WindowStats:
+        """The figures over the window ending at ``now_ms`` (the bucket holding it included).
+
+        ``dimension`` "" is the channel total. Windows further back than the watermark allows
+        are incomplete (their buckets were dropped).
+        """
+        newest = now_ms // self._bucket_ms
+        oldest = newest - self._buckets_per_window
+        counts = _Counts()
+        for index, bucket in self._buckets.get((channel, dimension), {}).items():
+            if oldest < index <= newest:
+                counts.merge(bucket)
+        return counts.stats()
+
+    def subjects(self) -> list[tuple[str, str]]:
+        """Every (channel, dimension) with touchpoints in the kept buckets, sorted."""
+        return sorted(self._buckets)
+
+    def _cutoff(self, watermark_ms: int) -> int:
+        """The newest bucket index that no window ending at or after the watermark reaches."""
+        return watermark_ms // self._bucket_ms - self._buckets_per_window
+
+    def _evict(self, cutoff: int) -> None:
+        """Drop the buckets at or before ``cutoff``, and subjects left without any."""
+        for key in list(self._buckets):
+            buckets = self._buckets[key]
+            for index in [i for i in buckets if i <= cutoff]:
+                del buckets[index]
+            if not buckets:
+                del self._buckets[key]
