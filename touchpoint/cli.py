@@ -72,7 +72,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap_servers:
         raise SettingsError(NOT_CONFIGURED.format(name="TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS"))
     start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000) - args.span_hours * 3600_000
-    scenario = generate(customers=args.customers, seed=args.seed, start_ms=start_ms)
+    scenario = generate(customers=args.customers, seed=args.seed, start_ms=start_ms,
+                        span_hours=args.span_hours)
     ensure_topics(settings)
     progress = ProgressLine("produced", len(scenario.messages))
     sent = produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix, args.rate, progress.update)
