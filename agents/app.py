@@ -34,6 +34,8 @@ from touchpoint.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+JOURNEY_CLOSE_SETTLE_SECONDS = 30.0
+
 
 @dataclass
 class Stages:
@@ -82,6 +84,9 @@ def build_app(runtime: Runtime) -> Stages:
     sink = AckingSink(lambda: ClickHouseWriter(settings.clickhouse), metrics,
                       settings.sink_batch_rows, settings.sink_flush_seconds)
     watermark = {"ms": 0}
+    # Wall-clock time each customer was last touched: a replay compresses hours of event time into
+    # seconds, and a journey must not be closed by the timer while its events are still arriving.
+    touched: dict[bytes, float] = {}
 
     @app.agent(source_topic, name="ingest")
     async def ingest(stream: StreamT) -> None:
@@ -142,6 +147,7 @@ def build_app(runtime: Runtime) -> Stages:
                 emitted.alerts.extend(channel_alerts)
                 emitted.rows["alerts"].extend(alert_row(a, a.occurred_at_ms) for a in channel_alerts)
             watermark["ms"] = max(watermark["ms"], touchpoint.occurred_at_ms)
+            touched[event.key] = time.monotonic()
             await publish_alerts(alerts_topic, emitted.alerts)
             record_emitted(metrics, touchpoint, emitted)
             sink.add(emitted.rows, ack=_acker(stream, event),
@@ -169,11 +175,14 @@ def build_app(runtime: Runtime) -> Stages:
         emitted = Emitted()
         at_risk = 0
         threshold = runtime.model.customer.at_risk_threshold
+        settled = time.monotonic() - JOURNEY_CLOSE_SETTLE_SECONDS
         for raw_key, raw_state in list(customer_table.items()):
             state = state_from_json(raw_state)
             if state is None:
                 continue
             at_risk += state.rolling_score is not None and state.rolling_score < threshold
+            if touched.get(raw_key, 0.0) > settled:
+                continue
             result = step.close_if_idle(state, raw_key.decode(), watermark["ms"])
             if result is not None:
                 new_state, closed = result
@@ -186,11 +195,17 @@ def build_app(runtime: Runtime) -> Stages:
         await sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
         for raw_key, new_state in closed_keys:
             customer_table[raw_key] = state_to_json(new_state)
+            touched.pop(raw_key, None)
         for outcome in emitted.closed_outcomes:
             metrics.journeys_closed.labels(outcome).inc()
 
     @app.timer(interval=2.0, name="channels")
     async def channel_gauges() -> None:
+        alerts = health.evaluate_quiet()
+        if alerts:
+            sink.add({"alerts": [alert_row(alert, alert.occurred_at_ms) for alert in alerts]})
+            await publish_alerts(alerts_topic, alerts)
+            count_alerts(metrics, alerts)
         for channel, stats in health.channel_totals().items():
             if stats.mean_score is not None:
                 metrics.channel_score.labels(channel).set(stats.mean_score)
@@ -252,6 +267,10 @@ def record_emitted(metrics: Metrics, event: Event, emitted: Emitted) -> None:
     metrics.last_event_processed.set(now)
     for outcome in emitted.closed_outcomes:
         metrics.journeys_closed.labels(outcome).inc()
-    for alert in emitted.alerts:
+    count_alerts(metrics, emitted.alerts)
+
+
+def count_alerts(metrics: Metrics, alerts: list[AlertEvent]) -> None:
+    for alert in alerts:
         if alert.state == "firing":
             metrics.alerts.labels(alert.rule, alert.severity).inc()

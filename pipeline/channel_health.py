@@ -25,6 +25,7 @@ class ChannelHealth:
         self.states: dict[tuple[str, str], Mapping[str, RuleState]] = {}
         self._every_ms = evaluate_every_seconds * 1000
         self._next_tick_ms: int | None = None
+        self._quiet_evaluated_ms: int | None = None
 
     def observe(self, event: Event, score: Score) -> list[AlertEvent]:
         """Count one touchpoint; returns the alert transitions due at this point of event time."""
@@ -41,6 +42,17 @@ class ChannelHealth:
             alerts.extend(self.evaluate(self._next_tick_ms))
             self._next_tick_ms += self._every_ms
         return alerts
+
+    def evaluate_quiet(self) -> list[AlertEvent]:
+        """For a timer: judge the window at the watermark when event time has stopped moving.
+
+        A live burst shorter than the evaluation interval would otherwise wait for the next event.
+        """
+        watermark = self.windows.watermark_ms
+        if watermark is None or watermark == self._quiet_evaluated_ms:
+            return []
+        self._quiet_evaluated_ms = watermark
+        return self.evaluate(watermark)
 
     def evaluate(self, at_ms: int) -> list[AlertEvent]:
         alerts: list[AlertEvent] = []

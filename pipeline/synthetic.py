@@ -71,6 +71,7 @@ LEAD_IN_MS = 2 * HOUR_MS
 DEGRADED_DURATION_MS = 6 * HOUR_MS
 OUTAGE_BURST_MS = 10 * MINUTE_MS
 OUTAGE_BURST_VISITORS = 60
+_OUTAGE_ATTRIBUTES: dict[str, AttributeValue] = {"page": "/home", "error_code": 503}
 MAX_TOUCHPOINTS_PER_SESSION = 8
 # A sign-in position no session reaches: the whole session stays anonymous.
 _NEVER_SIGNED_IN = MAX_TOUCHPOINTS_PER_SESSION
@@ -692,8 +693,7 @@ def _degrade(rng: random.Random, drafts: list[_Draft], timeline: _Timeline, cust
         drafts.append(_Draft(
             occurred_at_ms=start + rng.randrange(OUTAGE_BURST_MS),
             channel=DEGRADED_CHANNEL, type="page_view", customer_id=None,
-            identifiers={"anonymous_id": visitor.anonymous_id},
-            attributes={"page": "/home", "error_code": 503},
+            identifiers={"anonymous_id": visitor.anonymous_id}, attributes=dict(_OUTAGE_ATTRIBUTES),
             feedback=None, value=None, key=visitor.anonymous_id, owner=visitor,
         ))
     touched = 0
@@ -708,6 +708,27 @@ def _degrade(rng: random.Random, drafts: list[_Draft], timeline: _Timeline, cust
         touched += 1
         owners.add(draft.owner.index)
     return DegradedPeriod(DEGRADED_CHANNEL, start, end, touched, len(owners))
+
+
+def outage_burst(seed: int, start_ms: int, visitors: int = OUTAGE_BURST_VISITORS,
+                 span_ms: int = OUTAGE_BURST_MS) -> list[SyntheticMessage]:
+    """A live outage: anonymous visitors whose page views all fail, within ``span_ms`` of start.
+
+    For tests and demos of channel alerting on live traffic (event time close to now).
+    """
+    rng = random.Random(seed)
+    messages = []
+    for index in range(visitors):
+        anonymous_id = _uuid(rng)
+        at_ms = start_ms + index * span_ms // max(visitors, 1)
+        record = {
+            "event_id": f"outage-{seed}-{index:05d}", "occurred_at": at_ms, "channel": DEGRADED_CHANNEL,
+            "type": "page_view", "identifiers": {"anonymous_id": anonymous_id},
+            "attributes": dict(_OUTAGE_ATTRIBUTES),
+        }
+        messages.append(SyntheticMessage(TOPIC_SUFFIX[DEGRADED_CHANNEL], anonymous_id.encode(),
+                                         encode_json(record), at_ms, True, record["event_id"]))
+    return messages
 
 
 def _malformed_copies(rng: random.Random, drafts: list[_Draft], rate: float) -> list[_Draft]:

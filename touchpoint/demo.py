@@ -46,18 +46,29 @@ def progress(settings: Settings) -> Progress:
         client.disconnect()
 
 
-def run_scenario(settings: Settings, scenario: Scenario, workdir: Path, timeout: float = 600) -> WorkerProcess:
-    """Migrate, produce, start a worker and wait until the scenario is fully in ClickHouse."""
+def run_scenario(settings: Settings, scenario: Scenario, workdir: Path, rate: float = 20.0,
+                 timeout: float = 600) -> WorkerProcess:
+    """Start a worker, stream the scenario to it live, and wait until it is fully in ClickHouse.
+
+    The traffic is replayed as a live stream (paced, in event-time order, after the worker has
+    joined its group): a worker reading several topics sees them in the order they happened,
+    within the allowed lateness, which is what journeys are defined on.
+    """
     migrate(settings.clickhouse)
     ensure_topics(settings)
-    produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix)
     worker = WorkerProcess.start(settings, workdir / "worker.log")
+    first_valid = next(i for i, m in enumerate(scenario.messages) if m.valid and m.topic != "identity")
+    warm_up = Scenario(scenario.messages[: first_valid + 1], scenario.manifest)
+    rest = Scenario(scenario.messages[first_valid + 1:], scenario.manifest)
+    produce(warm_up, settings.kafka_bootstrap_servers, settings.topic_prefix)
+    wait_until(lambda: _alive(worker) and progress(settings).touchpoints >= 1, timeout=120,
+               describe="the worker consuming")
+    produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix, rate=rate)
     want = expected_counts(scenario)
     tty = sys.stderr.isatty()
 
     def done() -> bool:
-        if not worker.alive():
-            raise RuntimeError(f"the worker exited early; see {worker.log_path}")
+        _alive(worker)
         now = progress(settings)
         line = (f"processed {now.touchpoints}/{want.touchpoints} events, "
                 f"{now.dead_letters}/{want.dead_letters} dead letters")
@@ -68,6 +79,12 @@ def run_scenario(settings: Settings, scenario: Scenario, workdir: Path, timeout:
     if tty:
         print(file=sys.stderr)
     return worker
+
+
+def _alive(worker: WorkerProcess) -> bool:
+    if not worker.alive():
+        raise RuntimeError(f"the worker exited early; see {worker.log_path}")
+    return True
 
 
 def summary(settings: Settings, worker: WorkerProcess) -> str:
@@ -118,7 +135,8 @@ def run_demo(settings: Settings, customers: int, seed: int, hold: bool | None) -
         print(f"local stack up: kafka {stack.kafka_bootstrap_servers}, "
               f"clickhouse {settings.clickhouse.masked_url()}", file=sys.stderr)
         scenario = generate(customers=customers, seed=seed, start_ms=int(time.time() * 1000) - DEMO_SPAN_MS)
-        print(f"generated {len(scenario.messages)} messages for {customers} customers", file=sys.stderr)
+        print(f"generated {len(scenario.messages)} messages for {customers} customers; "
+              "streaming them to a worker", file=sys.stderr)
         worker = run_scenario(settings, scenario, stack.workdir)
         time.sleep(6)  # one more round of the journey and channel timers
         print(summary(settings, worker))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.synthetic import generate
+from pipeline.synthetic import Scenario, generate, outage_burst
+from touchpoint.generate import produce
 from touchpoint.demo import run_scenario
 from touchpoint.harness import clickhouse_client, metric_value, wait_until
 from touchpoint.settings import Settings
@@ -25,10 +26,16 @@ def test_generated_traffic_end_to_end(settings: Settings, tmp_path: Path) -> Non
     db = settings.clickhouse.database
     client = clickhouse_client(settings)
     try:
-        # one more timer round, so channel rules and idle journeys are evaluated on all the data
+        # a live outage on the web: the channel rule over its 5-minute window must fire
+        burst = outage_burst(seed=3, start_ms=int(time.time() * 1000) - 60_000, span_ms=50_000)
+        produce(Scenario(burst, manifest), settings.kafka_bootstrap_servers, settings.topic_prefix)
+        valid_ids += [message.event_id for message in burst]
         wait_until(lambda: client.execute(
             f"SELECT count() FROM {db}.alerts FINAL WHERE subject_kind = 'channel'")[0][0] > 0,
             timeout=30, describe="a channel alert")
+
+        wait_until(lambda: client.execute(f"SELECT uniqExact(event_id) FROM {db}.touchpoints")[0][0] == len(valid_ids),
+                   timeout=30, describe="the outage events stored")
 
         # every valid event is in touchpoints exactly once
         rows = client.execute(f"SELECT event_id FROM {db}.customer_touchpoints")
