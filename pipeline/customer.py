@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from pipeline.alerting import AlertEvent, RuleState, evaluate_customer
-from pipeline.config import ModelConfig
+from pipeline.config import INACTIVE_OUTCOME, ModelConfig
 from pipeline.model import Event
 from pipeline.scoring import Score, ScoringModel, TouchpointContext, decay_score, dimension_of, is_failed_contact, is_friction
 
@@ -34,6 +34,7 @@ class OpenJourney:
     switches: int
     scores: tuple[Score, ...]
     failed_contacts: int = 0
+    outcome: str = ""  # terminal outcome seen; the journey closes once the lateness has passed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class CustomerStep:
 
         journey = state.journey
         if journey is not None and self._expired(journey, event.occurred_at_ms, event.channel):
-            state, closed = self.close_journey(state, key, outcome="inactive")
+            state, closed = self.close_journey(state, key, outcome=journey.outcome or INACTIVE_OUTCOME)
             emitted.extend(closed)
             journey = None
 
@@ -142,6 +143,7 @@ class CustomerStep:
             switches=journey.switches + int(channel_switch),
             scores=(journey.scores + (score,))[-self.config.journeys.max_scored_touchpoints:],
             failed_contacts=journey.failed_contacts + int(is_failed_contact(event)),
+            outcome=journey.outcome or self.config.journeys.terminal_outcome(event) or "",
         )
 
         previous_score = state.rolling_score
@@ -172,12 +174,7 @@ class CustomerStep:
         emitted.alerts.extend(alerts)
         emitted.rows["alerts"].extend(alert_row(alert, seq) for alert in alerts)
 
-        outcome = self.config.journeys.terminal_outcome(event)
-        if outcome:
-            state, closed = self.close_journey(state, key, outcome)
-            emitted.extend(closed)
-        else:
-            emitted.rows["journeys"].append(self._journey_row(key, journey, "open", "", seq))
+        emitted.rows["journeys"].append(self._journey_row(key, journey, "open", journey.outcome, seq))
         return state, emitted
 
     def close_journey(self, state: CustomerState, key: str, outcome: str) -> tuple[CustomerState, Emitted]:
@@ -195,14 +192,20 @@ class CustomerStep:
         journey = state.journey
         if journey is None or not self._expired(journey, watermark_ms, journey.last_channel):
             return None
-        return self.close_journey(state, key, outcome="inactive")
+        return self.close_journey(state, key, outcome=journey.outcome or INACTIVE_OUTCOME)
 
     def _expired(self, journey: OpenJourney, at_ms: int, channel: str) -> bool:
+        """A journey ends after the inactivity gap, its maximum length, or a terminal outcome.
+
+        A terminal outcome closes it only once the allowed lateness has passed in event time, so
+        touchpoints that happened before the outcome but arrive after it still join the journey.
+        """
         journeys = self.config.journeys
         gap_ms = journeys.gap_seconds(channel) * 1000
         return (
             at_ms - journey.last_ms > gap_ms
             or at_ms - journey.started_ms > journeys.max_duration_seconds * 1000
+            or (bool(journey.outcome) and at_ms - journey.last_ms > journeys.allowed_lateness_seconds * 1000)
         )
 
     # -- rows ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def state_to_json(state: CustomerState) -> bytes:
         "j": None if journey is None else [
             journey.journey_id, journey.started_ms, journey.last_ms, list(journey.channels),
             journey.last_channel, journey.switches, [_score_out(s) for s in journey.scores],
-            journey.failed_contacts,
+            journey.failed_contacts, journey.outcome,
         ],
         "r": state.rolling_score,
         "rt": state.rolling_ms,
@@ -50,7 +50,7 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
     j = data["j"]
     journey = None if j is None else OpenJourney(
         journey_id=j[0], started_ms=j[1], last_ms=j[2], channels=tuple(j[3]), last_channel=j[4],
-        switches=j[5], scores=tuple(_score_in(s) for s in j[6]), failed_contacts=j[7],
+        switches=j[5], scores=tuple(_score_in(s) for s in j[6]), failed_contacts=j[7], outcome=j[8],
     )
     return CustomerState(
         seq=data["q"],

@@ -57,7 +57,9 @@ def test_generated_traffic_end_to_end(settings: Settings, tmp_path: Path) -> Non
         journeys = dict(client.execute(
             f"SELECT customer_key, count() FROM {db}.customer_journeys GROUP BY customer_key"))
         for customer, expected in manifest.journeys.items():
-            assert journeys.get(customer) == expected, customer
+            assert journeys.get(customer) == expected, (customer, client.execute(
+                f"SELECT journey_id, status, outcome, channels, touchpoint_count, started_at, ended_at "
+                f"FROM {db}.customer_journeys WHERE customer_key = %(c)s ORDER BY started_at", {"c": customer}))
 
         # the scripted unhappy customer has an alert, the happy one has none
         alerted = {key for (key,) in client.execute(
