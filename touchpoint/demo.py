@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.synthetic import Scenario, generate
 from sinks.migrations import migrate
+from touchpoint.cli import ProgressLine
 from touchpoint.generate import produce
 from touchpoint.harness import WorkerProcess, clickhouse_client, metric_value, wait_until
 from touchpoint.localstack import LocalStack, start_local_stack
@@ -63,7 +64,9 @@ def run_scenario(settings: Settings, scenario: Scenario, workdir: Path, rate: fl
     produce(warm_up, settings.kafka_bootstrap_servers, settings.topic_prefix)
     wait_until(lambda: _alive(worker) and progress(settings).touchpoints >= 1, timeout=120,
                describe="the worker consuming")
-    produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix, rate=rate)
+    streamed = ProgressLine("streamed", len(rest.messages))
+    produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix, rate=rate, progress=streamed.update)
+    streamed.done()
     want = expected_counts(scenario)
     tty = sys.stderr.isatty()
 
