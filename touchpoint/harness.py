@@ -7,7 +7,6 @@ production, so it can be stopped with SIGTERM or killed with SIGKILL like a real
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Callable
 from clickhouse_driver import Client
 
 from sinks.clickhouse import connect
-from touchpoint.localstack import free_port
+from touchpoint.localstack import free_port, terminate
 from touchpoint.settings import ENV_PREFIX, Settings
 
 
@@ -60,14 +59,7 @@ class WorkerProcess:
 
     def stop(self, grace: float = 30.0) -> int:
         """SIGTERM, as an orchestrator would: the worker flushes and commits before it exits."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, grace)
 
     def kill(self) -> None:
         if self.process.poll() is None:

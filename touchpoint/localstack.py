@@ -48,6 +48,18 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | 
     raise LocalStackError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float) -> int:
+    """SIGTERM, then SIGKILL if the process outlives the grace period; returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class ChildServer:
     """A server process we own: stopped with SIGTERM, then SIGKILL if it lingers."""
@@ -58,14 +70,7 @@ class ChildServer:
     log_path: Path
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, grace)
 
     def kill(self) -> None:
         """Hard stop, as an outage would (used by fault-injection tests)."""
