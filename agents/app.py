@@ -8,7 +8,6 @@ and hand rows to :class:`sinks.batcher.AckingSink`, which acknowledges after the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -230,7 +229,6 @@ def build_app(runtime: Runtime) -> Stages:
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         await sink.flush()
 
-    runtime.sink = sink
     return Stages(app, runtime)
 
 

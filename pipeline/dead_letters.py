@@ -8,7 +8,7 @@ ingestion pipeline. The dead-letter agent turns those headers back into a ``dead
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from pipeline.model import DeadLetter
 
@@ -51,9 +51,3 @@ def dead_letter_row(
         "received_at": int(float(found.get("time") or time.time())),
     }
 
-
-def reasons(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    return counts

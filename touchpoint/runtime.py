@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -21,7 +20,6 @@ class Runtime:
     model: ModelConfig
     metrics: Metrics
     decoder: Decoder
-    sink: Any = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
