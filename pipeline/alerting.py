@@ -19,6 +19,7 @@ Times are event times in epoch milliseconds, so a replay evaluates exactly as th
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
@@ -141,7 +142,9 @@ def evaluate_channel(rules: Sequence[AlertRule], states: States, channel: str, d
     """Evaluate the channel rules that watch this channel and dimension ("" is the total).
 
     A rule with fewer samples than its ``min_samples`` (window touchpoints; NPS answers for NPS)
-    is not evaluated and keeps its state: too little traffic is no evidence of recovery.
+    is not evaluated and keeps its state: too little traffic is no evidence of recovery. But a
+    window with no touchpoint at all resolves a firing alert (value NaN, "quiet" in the details):
+    the subject has gone quiet, and an alert that can never be judged again must not fire forever.
     """
     subject = _Subject("channel", channel=channel, dimension=dimension)
     new_states: dict[str, RuleState] = {}
@@ -151,8 +154,12 @@ def evaluate_channel(rules: Sequence[AlertRule], states: States, channel: str, d
             continue
         state = states.get(rule.name, RuleState())
         value, samples = _CHANNEL_VALUES[rule.kind](stats)
-        if value is not None and samples >= rule.min_samples:
-            scope = f" on {channel}" + (f" {rule.dimension}={dimension}" if dimension else "")
+        scope = f" on {channel}" + (f" {rule.dimension}={dimension}" if dimension else "")
+        if stats.volume == 0 and state.alert_id is not None and state.severity is not None:
+            events.append(_event(rule, subject, state.alert_id, state.severity, RESOLVED, math.nan, at_ms,
+                                 f"{scope}: quiet, no touchpoints in the window"))
+            state = replace(state, breach_since_ms=None, alert_id=None, severity=None)
+        elif value is not None and samples >= rule.min_samples:
             note = f"{scope} ({samples} samples)"
             state, event = _step(rule, state, subject, value, rule.severity, at_ms, note)
             if event:
@@ -210,6 +217,8 @@ def _event(rule: AlertRule, subject: _Subject, alert_id: str, severity: str, kin
            at_ms: int, note: str) -> AlertEvent:
     if kind == FIRING:
         relation = f"{'below' if rule.fires_below else 'above'} {rule.threshold:g}"
+    elif math.isnan(value):
+        relation = "(no value)"
     else:
         bound = rule.threshold + rule.hysteresis if rule.fires_below else rule.threshold - rule.hysteresis
         relation = f"back {'at or above' if rule.fires_below else 'at or below'} {bound:g}"
@@ -225,7 +234,7 @@ def _event(rule: AlertRule, subject: _Subject, alert_id: str, severity: str, kin
         value=value,
         threshold=rule.threshold,
         occurred_at_ms=at_ms,
-        details=f"{_MEASURES[rule.kind]} {value:.4g} {relation}{note}",
+        details=f"{_MEASURES[rule.kind]} {'unknown' if math.isnan(value) else f'{value:.4g}'} {relation}{note}",
     )
 
 

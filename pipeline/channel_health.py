@@ -4,6 +4,15 @@ Rules are evaluated each time event time crosses an evaluation tick (not on a wa
 so a replay of a day of history raises the same alerts, at the same event times, as the day
 itself did. The windows hold what this worker processed: with several workers, each judges its
 share of a channel (the rules' minimum sample sizes apply per worker).
+
+At each tick the reported windows are also snapshotted (:func:`pipeline.channel_scores.channel_figures`)
+for ClickHouse ``channel_scores`` and the window gauges; :meth:`ChannelHealth.take_figures` drains
+them. Quiet evaluations judge alerts but take no snapshot, so rows stay one per tick.
+
+A channel (or dimension value) that goes quiet while an alert on it fires is still evaluated:
+once its alert window holds no touchpoint at all, the alert resolves (see
+``pipeline.alerting.evaluate_channel``). If the whole stream stops, event time stops with it and
+alerts stay as last judged; the pipeline alerts (CXProcessingStalled) cover that case.
 """
 
 from __future__ import annotations
@@ -11,18 +20,27 @@ from __future__ import annotations
 from typing import Mapping
 
 from pipeline.alerting import AlertEvent, RuleState, evaluate_channel
+from pipeline.channel_scores import ChannelFigure, channel_figures
 from pipeline.config import ModelConfig
 from pipeline.model import Event
 from pipeline.scoring import Score, dimension_of, is_error, is_friction
 from pipeline.windows import CHANNEL_TOTAL, ChannelWindows, WindowStats
 
 
+# Snapshots kept for the timer at most; a replay crossing many ticks between two drains keeps
+# the newest (each tick is a few hundred figures at most).
+MAX_PENDING_FIGURES = 100_000
+
+
 class ChannelHealth:
     def __init__(self, config: ModelConfig, evaluate_every_seconds: int = 60) -> None:
         self.config = config
         self.rules = tuple(rule for rule in config.alerts if rule.subject == "channel")
-        self.windows = ChannelWindows(config.windows.window_seconds, config.windows.bucket_seconds)
+        windows = config.windows
+        self.windows = ChannelWindows(windows.kept_seconds, windows.bucket_seconds, windows.dimension_max_tracked)
         self.states: dict[tuple[str, str], Mapping[str, RuleState]] = {}
+        self._figures: list[ChannelFigure] = []
+        self.figures_dropped = 0  # snapshots dropped because nobody drained them in time
         self._every_ms = evaluate_every_seconds * 1000
         self._next_tick_ms: int | None = None
         self._quiet_evaluated_ms: int | None = None
@@ -40,6 +58,7 @@ class ChannelHealth:
         alerts: list[AlertEvent] = []
         while watermark >= self._next_tick_ms:
             alerts.extend(self.evaluate(self._next_tick_ms))
+            self._snapshot(self._next_tick_ms)
             self._next_tick_ms += self._every_ms
         return alerts
 
@@ -55,22 +74,42 @@ class ChannelHealth:
         return self.evaluate(watermark)
 
     def evaluate(self, at_ms: int) -> list[AlertEvent]:
+        """Judge every subject with kept touchpoints, and every subject with remembered state."""
         alerts: list[AlertEvent] = []
-        for channel, dimension in self.windows.subjects():
-            stats = self.windows.snapshot(channel, dimension, at_ms)
-            subject = (channel, dimension)
-            self.states[subject], fired = evaluate_channel(
+        window_seconds = self.config.windows.window_seconds
+        for subject in sorted(set(self.windows.subjects()) | set(self.states)):
+            channel, dimension = subject
+            stats = self.windows.snapshot(channel, dimension, at_ms, window_seconds)
+            states, fired = evaluate_channel(
                 self.rules, self.states.get(subject, {}), channel, dimension, stats, at_ms)
+            if states:
+                self.states[subject] = states
+            else:
+                self.states.pop(subject, None)
             alerts.extend(fired)
         return alerts
 
+    def take_figures(self) -> list[ChannelFigure]:
+        """The snapshots taken since the last call, oldest first, for ``channel_report``."""
+        figures, self._figures = self._figures, []
+        return figures
+
     def channel_totals(self) -> dict[str, WindowStats]:
-        """Current window per channel, for the gauges."""
+        """Current alert window per channel, for the gauges."""
         watermark = self.windows.watermark_ms
         if watermark is None:
             return {}
         return {
-            channel: self.windows.snapshot(channel, CHANNEL_TOTAL, watermark)
+            channel: self.windows.snapshot(channel, CHANNEL_TOTAL, watermark, self.config.windows.window_seconds)
             for channel, dimension in self.windows.subjects()
             if dimension == CHANNEL_TOTAL
         }
+
+    def _snapshot(self, at_ms: int) -> None:
+        windows = self.config.windows
+        figures = channel_figures(self.windows, at_ms, windows.report_windows_seconds, windows.dimension_top_n)
+        self._figures.extend(figures)
+        overflow = len(self._figures) - MAX_PENDING_FIGURES
+        if overflow > 0:  # nobody drains (no timer wired): keep memory bounded, newest win
+            del self._figures[:overflow]
+            self.figures_dropped += overflow

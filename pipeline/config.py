@@ -180,10 +180,24 @@ class JourneyConfig:
 
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
-    """Sliding event-time windows per channel and dimension (``pipeline.windows``)."""
+    """Sliding event-time windows per channel and dimension (``pipeline.windows``).
+
+    ``window_seconds`` is the window the channel alert rules judge; ``report_windows_seconds``
+    are the windows written to ClickHouse ``channel_scores`` and the window gauges. Per channel,
+    ``dimension_max_tracked`` values are kept apart and the ``dimension_top_n`` busiest of them
+    are reported, the rest as one "(other)" value: labels and rows stay bounded.
+    """
 
     window_seconds: int = _limits(1)
     bucket_seconds: int = _limits(1)
+    report_windows_seconds: tuple[int, ...]
+    dimension_top_n: int = _limits(1)
+    dimension_max_tracked: int = _limits(1)
+
+    @property
+    def kept_seconds(self) -> int:
+        """The longest window, which decides how long buckets are kept."""
+        return max(self.window_seconds, *self.report_windows_seconds)
 
 
 # -- alerts --------------------------------------------------------------------------------
@@ -446,11 +460,24 @@ def _terminal_outcome(node: _Node) -> TerminalOutcome:
 
 
 def _windows(node: _Node) -> WindowConfig:
-    windows = _build(WindowConfig, node)
-    if windows.window_seconds % windows.bucket_seconds:
+    reported, _ = node.take("report_windows_seconds")
+    if not isinstance(reported, list) or not reported or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in reported
+    ) or len(set(reported)) != len(reported):
         raise ConfigError(
-            f"{node.at('window_seconds')}: expected a multiple of bucket_seconds "
-            f"({windows.bucket_seconds}), got {windows.window_seconds}"
+            f"{node.at('report_windows_seconds')}: expected a non-empty list of distinct integers >= 1, got {reported!r}"
+        )
+    windows = _build(WindowConfig, node, report_windows_seconds=tuple(reported))
+    for key, value in [("window_seconds", windows.window_seconds),
+                       *((f"report_windows_seconds[{i}]", v) for i, v in enumerate(reported))]:
+        if value % windows.bucket_seconds:
+            raise ConfigError(
+                f"{node.at(key)}: expected a multiple of bucket_seconds ({windows.bucket_seconds}), got {value}"
+            )
+    if windows.dimension_top_n > windows.dimension_max_tracked:
+        raise ConfigError(
+            f"{node.at('dimension_top_n')}: expected at most dimension_max_tracked "
+            f"({windows.dimension_max_tracked}), got {windows.dimension_top_n}"
         )
     return windows
 

@@ -9,6 +9,14 @@ events arrived before the snapshot.
 
 Every touchpoint counts in its channel's total (dimension "") and, when it has one, in its
 dimension value (e.g. call queue "billing"): call :meth:`ChannelWindows.add` once per touchpoint.
+
+Several window lengths (e.g. 5 min and 1 h) share the same buckets: ``window_seconds`` is the
+longest kept, and a snapshot may cover any whole number of buckets up to it.
+
+Dimension values are bounded per channel: at most ``max_tracked_values`` values hold buckets of
+their own at a time (a value beyond that counts in the channel total only, until a tracked value
+has left the window). Reports then show the ``top_values`` by volume and fold the rest into
+:data:`OTHER`, which is the channel total minus those values, so it is exact.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from pipeline.model import Feedback
 from pipeline.scoring import is_detractor, is_promoter
 
 CHANNEL_TOTAL = ""
+# The dimension value that stands for every value not reported on its own.
+OTHER = "(other)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,13 @@ class _Counts:
         for name in _Counts.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    def subtract(self, other: _Counts) -> None:
+        """Remove a part of these counts (a dimension value from its channel total)."""
+        for name in _Counts.__slots__:
+            setattr(self, name, getattr(self, name) - getattr(other, name))
+        if self.volume == 0:
+            self.score_sum = 0.0  # no float residue behind an empty remainder
+
     def stats(self) -> WindowStats:
         return WindowStats(
             volume=self.volume,
@@ -97,13 +114,18 @@ def _ratio(total: float, count: int) -> float | None:
 class ChannelWindows:
     """Bucketed sliding windows for every (channel, dimension) seen, in event time."""
 
-    def __init__(self, window_seconds: int, bucket_seconds: int = 10) -> None:
+    def __init__(self, window_seconds: int, bucket_seconds: int = 10, max_tracked_values: int | None = None) -> None:
         if window_seconds <= 0 or bucket_seconds <= 0 or window_seconds % bucket_seconds:
             raise ValueError("window_seconds must be a positive multiple of bucket_seconds")
+        if max_tracked_values is not None and max_tracked_values < 0:
+            raise ValueError("max_tracked_values must be >= 0")
         self.window_seconds = window_seconds
+        self.bucket_seconds = bucket_seconds
+        self.max_tracked_values = max_tracked_values
         self._bucket_ms = bucket_seconds * 1000
         self._buckets_per_window = window_seconds // bucket_seconds
         self._buckets: dict[tuple[str, str], dict[int, _Counts]] = {}
+        self._tracked: dict[str, int] = {}  # channel -> dimension values holding buckets
         self._watermark_ms: int | None = None
 
     @property
@@ -117,7 +139,9 @@ class ChannelWindows:
         index = at_ms // self._bucket_ms
         if self._watermark_ms is not None and index <= self._cutoff(self._watermark_ms):
             return False
-        keys = [(channel, CHANNEL_TOTAL)] + ([(channel, dimension)] if dimension else [])
+        keys = [(channel, CHANNEL_TOTAL)]
+        if dimension and self._admits(channel, dimension):
+            keys.append((channel, dimension))
         for key in keys:
             self._buckets.setdefault(key, {}).setdefault(index, _Counts()).add(score, feedback, friction, error)
         previous_watermark = self._watermark_ms
@@ -127,23 +151,56 @@ class ChannelWindows:
                 self._evict(self._cutoff(at_ms))
         return True
 
-    def snapshot(self, channel: str, dimension: str, now_ms: int) -> WindowStats:
+    def snapshot(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None = None) -> WindowStats:
         """The figures over the window ending at ``now_ms`` (the bucket holding it included).
 
-        ``dimension`` "" is the channel total. Windows further back than the watermark allows
-        are incomplete (their buckets were dropped).
+        ``dimension`` "" is the channel total. ``window_seconds`` (default: the longest kept) is
+        rounded down to whole buckets. Windows further back than the watermark allows are
+        incomplete (their buckets were dropped).
         """
-        newest = now_ms // self._bucket_ms
-        oldest = newest - self._buckets_per_window
-        counts = _Counts()
-        for index, bucket in self._buckets.get((channel, dimension), {}).items():
-            if oldest < index <= newest:
-                counts.merge(bucket)
-        return counts.stats()
+        return self._counts(channel, dimension, now_ms, window_seconds).stats()
+
+    def top_values(self, channel: str, now_ms: int, window_seconds: int | None, n: int) -> list[tuple[str, WindowStats]]:
+        """The ``n`` tracked dimension values with the most touchpoints in the window, then
+        :data:`OTHER` for the rest of the channel total when anything is left (ties by name)."""
+        counted = [
+            (dimension, self._counts(channel, dimension, now_ms, window_seconds))
+            for subject_channel, dimension in self._buckets
+            if subject_channel == channel and dimension != CHANNEL_TOTAL
+        ]
+        counted = [(dimension, counts) for dimension, counts in counted if counts.volume]
+        counted.sort(key=lambda item: (-item[1].volume, item[0]))
+        top = counted[:n]
+        rest = self._counts(channel, CHANNEL_TOTAL, now_ms, window_seconds)
+        for _, counts in top:
+            rest.subtract(counts)
+        figures = [(dimension, counts.stats()) for dimension, counts in top]
+        return figures + [(OTHER, rest.stats())] if rest.volume else figures
 
     def subjects(self) -> list[tuple[str, str]]:
         """Every (channel, dimension) with touchpoints in the kept buckets, sorted."""
         return sorted(self._buckets)
+
+    def _counts(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None) -> _Counts:
+        buckets = self._buckets_per_window
+        if window_seconds is not None:
+            buckets = min(buckets, window_seconds * 1000 // self._bucket_ms)
+        newest = now_ms // self._bucket_ms
+        oldest = newest - buckets
+        counts = _Counts()
+        for index, bucket in self._buckets.get((channel, dimension), {}).items():
+            if oldest < index <= newest:
+                counts.merge(bucket)
+        return counts
+
+    def _admits(self, channel: str, dimension: str) -> bool:
+        """Whether this value gets buckets of its own: already tracked, or a free slot."""
+        if (channel, dimension) in self._buckets:
+            return True
+        if self.max_tracked_values is not None and self._tracked.get(channel, 0) >= self.max_tracked_values:
+            return False
+        self._tracked[channel] = self._tracked.get(channel, 0) + 1
+        return True
 
     def _cutoff(self, watermark_ms: int) -> int:
         """The newest bucket index that no window ending at or after the watermark reaches."""
@@ -157,3 +214,5 @@ class ChannelWindows:
                 del buckets[index]
             if not buckets:
                 del self._buckets[key]
+                if key[1] != CHANNEL_TOTAL:
+                    self._tracked[key[0]] -= 1
