@@ -32,6 +32,8 @@ class Metrics:
     sink_batch_rows: Histogram
     sink_batch_duration: Histogram
     sink_failures: Counter
+    sink_blocked: Gauge
+    sink_rows_rejected: Counter
     consumer_lag: Gauge
     last_event_processed: Gauge
 
@@ -68,6 +70,10 @@ class Metrics:
                 "cx_sink_batch_duration_seconds", "Duration of one ClickHouse insert, retries included.", ["table"], **kw),
             sink_failures=Counter(
                 "cx_sink_failures", "Failed ClickHouse insert attempts.", ["table"], **kw),
+            sink_blocked=Gauge(
+                "cx_sink_blocked", "1 while ClickHouse is unavailable and the sink holds rows and acknowledgements (backpressure).", **kw),
+            sink_rows_rejected=Counter(
+                "cx_sink_rows_rejected", "Rows ClickHouse refused for their data, moved to dead_letters.", ["table"], **kw),
             consumer_lag=Gauge(
                 "cx_consumer_lag_messages", "Messages behind the end of the topic, summed over this worker's partitions.", ["topic"], **kw),
             last_event_processed=Gauge(

@@ -67,6 +67,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.synthetic import generate
     from touchpoint.generate import produce, write_manifest
+    from touchpoint.security import kafka_python_config
     from touchpoint.topics import ensure_topics
 
     if not settings.kafka_bootstrap_servers:
@@ -76,7 +77,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
                         span_hours=args.span_hours)
     ensure_topics(settings)
     progress = ProgressLine("produced", len(scenario.messages))
-    sent = produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix, args.rate, progress.update)
+    sent = produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix, args.rate, progress.update,
+                   client_config=kafka_python_config(settings))
     progress.done()
     if args.manifest:
         write_manifest(scenario, Path(args.manifest))

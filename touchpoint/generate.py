@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import orjson
 from kafka import KafkaProducer
@@ -28,17 +28,19 @@ def produce(
     topic_prefix: str = "touchpoints",
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
+    client_config: Mapping[str, Any] | None = None,
 ) -> int:
     """Produce every message in order; returns how many were sent and acknowledged.
 
     ``rate`` paces sending in messages per second (None: as fast as the broker takes them);
     ``progress`` is called with the running count every :data:`PROGRESS_EVERY` messages and at the
     end. Raises :class:`ProduceError` when any message was refused, after the others are flushed.
+    ``client_config`` is ``touchpoint.security.kafka_python_config(settings)`` for a secured broker.
     """
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive (or None for as fast as possible)")
     failures: list[BaseException] = []
-    producer = _producer(bootstrap_servers)
+    producer = _producer(bootstrap_servers, client_config)
     try:
         sent = _send_all(producer, scenario, topic_prefix, rate, progress, failures.append)
         producer.flush()
@@ -51,11 +53,12 @@ def produce(
     return sent
 
 
-def _producer(bootstrap_servers: str) -> KafkaProducer:
+def _producer(bootstrap_servers: str, client_config: Mapping[str, Any] | None = None) -> KafkaProducer:
     # Idempotence is off because not every broker supports InitProducerId (Tansu does not);
     # duplicates from retries are harmless, since the pipeline de-duplicates by event_id.
+    config = {"bootstrap_servers": bootstrap_servers.split(","), **(client_config or {})}
     return KafkaProducer(
-        bootstrap_servers=bootstrap_servers.split(","),
+        **config,
         acks="all",
         linger_ms=5,
         batch_size=256 * 1024,

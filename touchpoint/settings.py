@@ -31,6 +31,8 @@ class ClickHouseTarget:
     user: str
     password: str = field(repr=False)
     secure: bool = False
+    ca_certs: str = ""  # CA bundle that signs the server's certificate (secure only)
+    verify: bool = True  # check the server's certificate (secure only)
 
     @classmethod
     def from_url(cls, url: str) -> ClickHouseTarget:
@@ -105,6 +107,24 @@ class Settings:
     default_country_code: str = ""
     session_timeout_seconds: float = 10.0
     log_level: str = "info"
+    # SIGTERM: how long the worker may take to flush pending rows and commit before it must exit.
+    shutdown_grace_seconds: float = 30.0
+    # UNSAFE, for the fault-injection suite's negative control only: acknowledge events when their
+    # rows are buffered instead of after the ClickHouse insert, so a crash loses them.
+    unsafe_ack_before_write: bool = False
+    # Kafka security (touchpoint/security.py builds every client's config from these).
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"  # or SCRAM-SHA-256, PLAIN
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    # ClickHouse credentials and TLS; user and password override the URL's when set.
+    clickhouse_user: str = ""
+    clickhouse_password: str = field(default="", repr=False)
+    clickhouse_ca_file: str = ""
+    clickhouse_verify: bool = True
 
     @property
     def topics(self) -> Topics:
@@ -114,7 +134,14 @@ class Settings:
     def clickhouse(self) -> ClickHouseTarget:
         if not self.clickhouse_url:
             raise SettingsError("TOUCHPOINT_CLICKHOUSE_URL is not set")
-        return ClickHouseTarget.from_url(self.clickhouse_url)
+        target = ClickHouseTarget.from_url(self.clickhouse_url)
+        return dataclasses.replace(
+            target,
+            user=self.clickhouse_user or target.user,
+            password=self.clickhouse_password or target.password,
+            ca_certs=self.clickhouse_ca_file,
+            verify=self.clickhouse_verify,
+        )
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

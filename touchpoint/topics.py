@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from pipeline.model import CHANNELS
+from touchpoint.security import kafka_python_config
 from touchpoint.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,7 @@ def topic_names(settings: Settings) -> list[str]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics; returns the names created."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-                             client_id="touchpoint-admin")
+    admin = KafkaAdminClient(**kafka_python_config(settings), client_id="touchpoint-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [name for name in topic_names(settings) if name not in existing]
