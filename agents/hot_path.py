@@ -1,0 +1,293 @@
+"""Touchpoint's three stages, each applied to a batch of one topic-partition's records.
+
+:class:`HotPath` is the :class:`agents.batching.BatchHandler` of the worker. Per batch it decodes
+raw bytes once, calls the pure ``pipeline`` code per event, touches each customer's Faust table
+entry once (decoded at the first event of the batch, encoded and written at the end), produces
+to Kafka without awaiting delivery (Faust flushes the producer before every commit), and hands
+the batch's rows to :class:`sinks.batcher.AckingSink` with one acknowledgement for the whole
+batch, called after the insert. Metrics are updated per batch.
+
+Stages, by topic (see docs/design.md, Topology):
+
+* source topics (ingest): decode; dead letters go to the DLQ topic; identifiers go to the
+  identifiers topic as links (each identifier-customer pair once per worker, remembered in a
+  bounded cache); an event that names its customer is processed right here when the record
+  already sits on the partition its customer key maps to, else it is repartitioned; anonymous
+  events go to the identifiers topic, keyed by their primary identifier.
+* identifiers (resolve): links update the identity table and write ``identity_links``;
+  anonymous events are forwarded to the customers topic under the linked or anonymous key.
+* customers (customer): journeys, scores and alert rules per customer.
+* DLQ: dead letters become ``dead_letters`` rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from typing import Any, Callable, Iterable, Sequence
+
+import orjson
+from aiokafka.partitioner import murmur2
+from faust.types import TP, Message
+
+from pipeline.alerting import AlertEvent
+from pipeline.channel_health import ChannelHealth
+from pipeline.customer import CustomerStep, Emitted, alert_row
+from pipeline.dead_letters import dead_letter_headers, dead_letter_row
+from pipeline.decode import Decoder
+from pipeline.identifiers import identifier_key, primary_identifier
+from pipeline.identity import CONFIRMED, anonymous_key, decide_link
+from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
+from pipeline.state_codec import state_from_json, state_to_json
+from sinks.batcher import AckingSink
+from sinks.clickhouse import Row
+from sinks.metrics import Metrics
+from touchpoint.settings import Topics
+
+LINK_CACHE_SIZE = 100_000
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Faust's producer (aiokafka's default partitioner) gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class HotPath:
+    def __init__(
+        self,
+        *,
+        topics: Topics,
+        channel_topics: dict[str, str],
+        partitions: int,
+        decoder: Decoder,
+        step: CustomerStep,
+        health: ChannelHealth,
+        sink: AckingSink,
+        metrics: Metrics,
+        consumer: Any,
+        producer: Any,
+        identity_table: Any,
+        customer_table: Any,
+        topic_partitions: Callable[[str], int | None],
+    ) -> None:
+        self.names = topics
+        self.channel_topics = channel_topics
+        self.partitions = partitions
+        self.decoder = decoder
+        self.step = step
+        self.health = health
+        self.sink = sink
+        self.metrics = metrics
+        self.consumer = consumer
+        self.producer = producer
+        self.identity_table = identity_table
+        self.customer_table = customer_table
+        self._topic_partitions = topic_partitions
+        self._aligned: dict[str, bool] = {}
+        self._links_sent: OrderedDict[str, str] = OrderedDict()
+        self.watermark_ms = 0
+        # Wall-clock time each customer was last touched: a replay compresses hours of event time
+        # into seconds, and the idle-journey timer must not close a journey still being fed.
+        self.touched: dict[bytes, float] = {}
+        stages = {topic: self._ingest for topic in (*channel_topics, topics.identity)}
+        stages[topics.identifiers] = self._resolve
+        stages[topics.customers] = self._customers
+        stages[topics.dlq] = self._dead_letters
+        self._stages = stages
+        self.topics = frozenset(stages)
+
+    async def handle(self, tp: TP, messages: Sequence[Message]) -> None:
+        rows, after = await self._stages[tp.topic](tp, messages)
+        self.sink.add(rows, ack=self._acker(messages), after=after)
+        if self.sink.full:
+            await self.sink.flush()
+
+    async def flush(self) -> None:
+        await self.sink.flush()
+
+    def forget_partitions(self) -> None:
+        """After a rebalance the link cache may describe partitions another worker now owns."""
+        self._links_sent.clear()
+        self._aligned.clear()
+
+    # -- stages ---------------------------------------------------------------------------
+
+    async def _ingest(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+        channel = self.channel_topics.get(tp.topic)
+        now_ms = int(time.time() * 1000)
+        decode = self.decoder.decode
+        send = self.producer.send
+        names = self.names
+        aligned = self._is_aligned(tp.topic)
+        local: list[tuple[bytes, Event]] = []
+        invalid: Counter[str] = Counter()
+        for message in messages:
+            result = decode(message.value, channel, now_ms)
+            if isinstance(result, DeadLetter):
+                invalid[result.reason.value] += 1
+                headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
+                await send(names.dlq, message.key, message.value or b"", None, None, headers)
+            elif isinstance(result, IdentityLink):
+                await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
+                                       result.identifiers)
+            elif result.customer_id:
+                key = result.customer_id.encode()
+                if aligned and message.key == key and key_partition(key, self.partitions) == tp.partition:
+                    local.append((key, result))
+                else:
+                    await send(names.customers, key, to_wire(result), None, None, None)
+                await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
+                                       result.identifiers)
+            else:
+                id_type, value = primary_identifier(result.identifiers)  # decode guarantees one
+                await send(names.identifiers, identifier_key(id_type, value).encode(),
+                           b'{"kind":"event","event":' + to_wire(result) + b"}", None, None, None)
+        for reason, count in invalid.items():
+            self.metrics.events_invalid.labels(channel or "identity", reason).inc(count)
+        if not local:
+            return {}, None
+        return await self._apply_customer_events(local)
+
+    async def _resolve(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+        send = self.producer.send
+        table = self.identity_table
+        links: list[Row] = []
+        decisions: Counter[str] = Counter()
+        for message in messages:
+            body = orjson.loads(message.value)
+            linked = table.get(message.key)
+            linked_to = linked.decode() if linked else None
+            if body["kind"] == "event":
+                customer_key = linked_to or anonymous_key(message.key.decode())
+                await send(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]),
+                           None, None, None)
+                continue
+            decision = decide_link(message.key.decode(), linked_to, body)
+            if decision.store:
+                table[message.key] = decision.customer_key.encode()
+            decisions[decision.decision] += 1
+            if decision.decision != CONFIRMED:
+                links.append(decision.row)
+        for decision_name, count in decisions.items():
+            self.metrics.identity_links.labels(decision_name).inc(count)
+        return {"identity_links": links}, None
+
+    async def _customers(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+        return await self._apply_customer_events([(m.key, from_wire(m.value)) for m in messages])
+
+    async def _dead_letters(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+        rows = [dead_letter_row(m.headers, m.key, m.value) for m in messages]
+        return {"dead_letters": rows}, None
+
+    # -- shared by ingest (aligned events) and the customer stage --------------------------
+
+    async def _apply_customer_events(
+        self, events: Iterable[tuple[bytes, Event]]
+    ) -> tuple[dict[str, list[Row]], Callable[[], None]]:
+        step, health, table = self.step, self.health, self.customer_table
+        states: dict[bytes, Any] = {}
+        changed: set[bytes] = set()
+        emitted = Emitted()
+        processed: Counter[str] = Counter()
+        occurred: list[int] = []
+        watermark = self.watermark_ms
+        for key, event in events:
+            state = states[key] if key in states else state_from_json(table.get(key))
+            new_state, result = step.apply_event(state, key.decode(), event)
+            if result.duplicate:
+                states[key] = state
+            else:
+                states[key] = new_state
+                changed.add(key)
+                channel_alerts = health.observe(event, result.touchpoint_score)
+                result.alerts.extend(channel_alerts)
+                result.rows["alerts"].extend(alert_row(a, a.occurred_at_ms) for a in channel_alerts)
+                processed[event.channel] += 1
+            occurred.append(event.occurred_at_ms)
+            watermark = max(watermark, event.occurred_at_ms)
+            emitted.extend(result)
+        self.watermark_ms = watermark
+        now = time.monotonic()
+        for key in changed:
+            table[key] = state_to_json(states[key])
+            self.touched[key] = now
+        await publish_alerts(self.producer, self.names.alerts, emitted.alerts)
+        self._record(processed, occurred, emitted)
+        return emitted.rows, self._written(occurred)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
+                          identifiers: dict[str, str]) -> None:
+        """Each identifier-customer pair once: the resolve stage only needs to learn it once."""
+        sent = self._links_sent
+        for id_type, value in identifiers.items():
+            id_key = identifier_key(id_type, value)
+            if sent.get(id_key) == customer_id:
+                sent.move_to_end(id_key)
+                continue
+            await self.producer.send(self.names.identifiers, id_key.encode(),
+                                     link_message(customer_id, event_id, occurred_at_ms, id_type, value),
+                                     None, None, None)
+            sent[id_key] = customer_id
+            if len(sent) > LINK_CACHE_SIZE:
+                sent.popitem(last=False)
+
+    def _is_aligned(self, topic: str) -> bool:
+        """Records keyed by customer on a topic with as many partitions as the customer table's
+        sit where the customer stage would put them: Faust's assignor gives all topics with the
+        same partition count the same partition numbers on the same worker."""
+        aligned = self._aligned.get(topic)
+        if aligned is None:
+            aligned = self._aligned[topic] = self._topic_partitions(topic) == self.partitions
+        return aligned
+
+    def _acker(self, messages: Sequence[Message]) -> Callable[[], Any]:
+        ack = self.consumer.ack
+
+        async def acknowledge() -> None:
+            for message in messages:
+                ack(message)
+        return acknowledge
+
+    def _written(self, occurred: list[int]) -> Callable[[], None]:
+        observe = self.metrics.clickhouse_latency.observe
+
+        def observe_all() -> None:
+            now = time.time()
+            for occurred_at_ms in occurred:
+                observe(max(now - occurred_at_ms / 1000, 0.0))
+        return observe_all
+
+    def _record(self, processed: Counter[str], occurred: list[int], emitted: Emitted) -> None:
+        metrics = self.metrics
+        for channel, count in processed.items():
+            metrics.events_processed.labels(channel).inc(count)
+        if processed:
+            now = time.time()
+            observe = metrics.processing_latency.observe
+            for occurred_at_ms in occurred:
+                observe(max(now - occurred_at_ms / 1000, 0.0))
+            metrics.last_event_processed.set(now)
+        for outcome, count in Counter(emitted.closed_outcomes).items():
+            metrics.journeys_closed.labels(outcome).inc(count)
+        count_alerts(metrics, emitted.alerts)
+
+
+def link_message(customer_id: str, event_id: str, occurred_at_ms: int, id_type: str, value: str) -> bytes:
+    return orjson.dumps({
+        "kind": "link", "customer_id": customer_id, "event_id": event_id,
+        "occurred_at_ms": occurred_at_ms, "type": id_type, "value": value,
+    })
+
+
+async def publish_alerts(producer: Any, topic: str, alerts: list[AlertEvent]) -> None:
+    for alert in alerts:
+        await producer.send(topic, alert.alert_id.encode(),
+                            orjson.dumps(alert_row(alert, alert.occurred_at_ms)), None, None, None)
+
+
+def count_alerts(metrics: Metrics, alerts: list[AlertEvent]) -> None:
+    for alert in alerts:
+        if alert.state == "firing":
+            metrics.alerts.labels(alert.rule, alert.severity).inc()
