@@ -217,8 +217,8 @@ def _event(rule: AlertRule, subject: _Subject, alert_id: str, severity: str, kin
            at_ms: int, note: str) -> AlertEvent:
     if kind == FIRING:
         relation = f"{'below' if rule.fires_below else 'above'} {rule.threshold:g}"
-    elif math.isnan(value):
-        relation = "(no value)"
+    elif math.isnan(value):  # resolved on a quiet window: nothing to compare
+        relation = ""
     else:
         bound = rule.threshold + rule.hysteresis if rule.fires_below else rule.threshold - rule.hysteresis
         relation = f"back {'at or above' if rule.fires_below else 'at or below'} {bound:g}"
@@ -234,7 +234,8 @@ def _event(rule: AlertRule, subject: _Subject, alert_id: str, severity: str, kin
         value=value,
         threshold=rule.threshold,
         occurred_at_ms=at_ms,
-        details=f"{_MEASURES[rule.kind]} {'unknown' if math.isnan(value) else f'{value:.4g}'} {relation}{note}",
+        details=" ".join(part for part in (_MEASURES[rule.kind], "unknown" if math.isnan(value) else f"{value:.4g}",
+                                          relation) if part) + note,
     )
 
 

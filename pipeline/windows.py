@@ -139,16 +139,16 @@ class ChannelWindows:
         index = at_ms // self._bucket_ms
         if self._watermark_ms is not None and index <= self._cutoff(self._watermark_ms):
             return False
+        previous_watermark = self._watermark_ms
+        if previous_watermark is None or at_ms > previous_watermark:
+            self._watermark_ms = at_ms
+            if previous_watermark is not None and index > previous_watermark // self._bucket_ms:
+                self._evict(self._cutoff(at_ms))  # first, so the values that left free their slots
         keys = [(channel, CHANNEL_TOTAL)]
         if dimension and self._admits(channel, dimension):
             keys.append((channel, dimension))
         for key in keys:
             self._buckets.setdefault(key, {}).setdefault(index, _Counts()).add(score, feedback, friction, error)
-        previous_watermark = self._watermark_ms
-        if previous_watermark is None or at_ms > previous_watermark:
-            self._watermark_ms = at_ms
-            if previous_watermark is not None and index > previous_watermark // self._bucket_ms:
-                self._evict(self._cutoff(at_ms))
         return True
 
     def snapshot(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None = None) -> WindowStats:
@@ -161,8 +161,10 @@ class ChannelWindows:
         return self._counts(channel, dimension, now_ms, window_seconds).stats()
 
     def top_values(self, channel: str, now_ms: int, window_seconds: int | None, n: int) -> list[tuple[str, WindowStats]]:
-        """The ``n`` tracked dimension values with the most touchpoints in the window, then
-        :data:`OTHER` for the rest of the channel total when anything is left (ties by name)."""
+        """The ``n`` tracked dimension values with the most touchpoints in the window (ties by
+        name), then :data:`OTHER` for the rest of the channel total (values beyond the top N and
+        touchpoints without a value) when anything is left. A channel whose window holds no
+        dimension value at all has no breakdown: an empty list, not an "(other)" copy of it."""
         counted = [
             (dimension, self._counts(channel, dimension, now_ms, window_seconds))
             for subject_channel, dimension in self._buckets
@@ -175,7 +177,7 @@ class ChannelWindows:
         for _, counts in top:
             rest.subtract(counts)
         figures = [(dimension, counts.stats()) for dimension, counts in top]
-        return figures + [(OTHER, rest.stats())] if rest.volume else figures
+        return figures + [(OTHER, rest.stats())] if top and rest.volume else figures
 
     def subjects(self) -> list[tuple[str, str]]:
         """Every (channel, dimension) with touchpoints in the kept buckets, sorted."""
