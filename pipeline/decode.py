@@ -28,8 +28,19 @@ from pipeline.model import (
     Feedback,
     IdentityLink,
 )
-from pipeline.schema_registry import EVENT_SCHEMA, IDENTITY_LINK_SCHEMA, SchemaLookup
-from pipeline.wireformat import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, ParsedSchema, load_schema
+from pipeline.schema_registry import (
+    EVENT_SCHEMA,
+    IDENTITY_LINK_SCHEMA,
+    SchemaLookup,
+    SchemaLookupUnavailable,
+)
+from pipeline.wireformat import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_HEADER_LEN,
+    SINGLE_OBJECT_MAGIC,
+    ParsedSchema,
+    load_schema,
+)
 
 R = DeadLetterReason
 
@@ -44,7 +55,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _JSON_WHITESPACE = b" \t\r\n"
 _CONFLUENT_HEADER = struct.Struct(">BI")
-_SINGLE_OBJECT_HEADER_LEN = 10
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
@@ -78,18 +88,19 @@ class Decoder:
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         min_timestamp_ms: int = MIN_TIMESTAMP_MS,
         max_future_ms: int = MAX_FUTURE_MS,
+        reader_schemas: Mapping[str, ParsedSchema] | None = None,
     ) -> None:
+        """``reader_schemas`` overrides the bundled reader schema of a kind (``EVENT_SCHEMA`` or
+        ``IDENTITY_LINK_SCHEMA``): how a worker built for another schema version is simulated."""
         self._schemas = schemas
         self._policy = policy if policy is not None else IdentifierPolicy()
         self._max_payload_bytes = max_payload_bytes
         self._min_timestamp_ms = min_timestamp_ms
         self._max_future_ms = max_future_ms
+        readers = {kind: load_schema(kind) for kind in (EVENT_SCHEMA, IDENTITY_LINK_SCHEMA)}
+        readers.update({kind: parse_schema(schema) for kind, schema in (reader_schemas or {}).items()})
         self._readers = {
-            kind: (schema, to_parsing_canonical_form(schema))
-            for kind, schema in (
-                (EVENT_SCHEMA, load_schema(EVENT_SCHEMA)),
-                (IDENTITY_LINK_SCHEMA, load_schema(IDENTITY_LINK_SCHEMA)),
-            )
+            kind: (schema, to_parsing_canonical_form(schema)) for kind, schema in readers.items()
         }
         # (lookup key, reader kind) -> (writer without logical types, reader or None if identical)
         self._plans: dict[tuple[object, str], tuple[ParsedSchema, ParsedSchema | None]] = {}
@@ -97,7 +108,11 @@ class Decoder:
     def decode(
         self, raw: bytes | None, topic_channel: str | None, now_ms: int
     ) -> Event | IdentityLink | DeadLetter:
-        """Decode one message from a channel topic, or from the identity topic (``None``)."""
+        """Decode one message from a channel topic, or from the identity topic (``None``).
+
+        Raises only :class:`SchemaLookupUnavailable` (schema registry unreachable): the message
+        is fine, so the caller must retry it rather than dead-letter it.
+        """
         try:
             record = self._parse(raw, topic_channel)
             if topic_channel is None:
@@ -105,6 +120,8 @@ class Decoder:
             return self._event(record, topic_channel, now_ms)
         except _Reject as rejected:
             return DeadLetter(rejected.reason, rejected.detail)
+        except SchemaLookupUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
             return DeadLetter(R.NOT_DECODABLE, f"unexpected {type(exc).__name__} while decoding")
 
@@ -129,13 +146,13 @@ class Decoder:
                 _reject(R.UNKNOWN_SCHEMA, f"schema id {schema_id} not known")
             return self._read_avro(("id", schema_id), writer, kind, raw, _CONFLUENT_HEADER.size)
         if raw[:2] == SINGLE_OBJECT_MAGIC:
-            if len(raw) < _SINGLE_OBJECT_HEADER_LEN:
+            if len(raw) < SINGLE_OBJECT_HEADER_LEN:
                 _reject(R.NOT_DECODABLE, "truncated single-object header")
-            fp = raw[2:_SINGLE_OBJECT_HEADER_LEN]
+            fp = raw[2:SINGLE_OBJECT_HEADER_LEN]
             writer = self._schemas.by_fingerprint(fp)
             if writer is None:
                 _reject(R.UNKNOWN_SCHEMA, f"schema fingerprint {fp.hex()} not known")
-            return self._read_avro(("fp", fp), writer, kind, raw, _SINGLE_OBJECT_HEADER_LEN)
+            return self._read_avro(("fp", fp), writer, kind, raw, SINGLE_OBJECT_HEADER_LEN)
         if raw.lstrip(_JSON_WHITESPACE)[:1] == b"{":
             try:
                 record = orjson.loads(raw)

@@ -18,8 +18,21 @@ EVENT_SCHEMA = "touchpoint_event"
 IDENTITY_LINK_SCHEMA = "identity_link"
 
 
+class SchemaLookupUnavailable(RuntimeError):
+    """The lookup cannot answer right now (registry down, timeout); retry the message later.
+
+    Distinct from "not known" (``None``): an unknown id is the message's fault and makes a dead
+    letter, whereas an outage is nobody's fault and must not turn valid messages into dead
+    letters. It is the one exception ``Decoder.decode`` lets through.
+    """
+
+
 class SchemaLookup(Protocol):
-    """Writer schemas by Confluent schema id or by 8-byte CRC-64-AVRO fingerprint."""
+    """Writer schemas by Confluent schema id or by 8-byte CRC-64-AVRO fingerprint.
+
+    Both return ``None`` for a schema the lookup does not know, and may raise
+    :class:`SchemaLookupUnavailable` when they cannot tell.
+    """
 
     def by_id(self, schema_id: int) -> ParsedSchema | None: ...
 

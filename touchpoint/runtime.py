@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from pipeline.config import ModelConfig, load_model_config
 from pipeline.decode import Decoder
 from pipeline.identifiers import IdentifierPolicy
-from pipeline.schema_registry import BundledSchemas
 from sinks.metrics import Metrics
+from touchpoint.readiness import Readiness
+from touchpoint.registry import schema_lookup
 from touchpoint.settings import Settings
 
 
@@ -20,16 +21,22 @@ class Runtime:
     model: ModelConfig
     metrics: Metrics
     decoder: Decoder
+    readiness: Readiness = field(default_factory=Readiness)  # served on /readyz, updated by the worker
 
     @classmethod
     def create(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
-        policy = IdentifierPolicy(
-            hmac_key=settings.identifier_hmac_key.encode() if settings.identifier_hmac_key else None,
-            default_country_code=settings.default_country_code or None,
-        )
+        policy = identifier_policy(settings)
         return cls(
             settings=settings,
             model=load_model_config(settings.model_config or None),
             metrics=Metrics.create(registry if registry is not None else REGISTRY),
-            decoder=Decoder(BundledSchemas(), policy, max_payload_bytes=settings.max_payload_bytes),
+            decoder=Decoder(schema_lookup(settings), policy, max_payload_bytes=settings.max_payload_bytes),
         )
+
+
+def identifier_policy(settings: Settings) -> IdentifierPolicy:
+    """The deployment's identifier policy; ``touchpoint forget`` must hash exactly as ingest does."""
+    return IdentifierPolicy(
+        hmac_key=settings.identifier_hmac_key.encode() if settings.identifier_hmac_key else None,
+        default_country_code=settings.default_country_code or None,
+    )
