@@ -25,6 +25,7 @@ from pipeline.state_codec import state_from_json, state_to_json
 from sinks.batcher import AckingSink
 from sinks.clickhouse import ClickHouseWriter
 from touchpoint.runtime import Runtime
+from touchpoint.security import faust_broker_credentials
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def build_app(runtime: Runtime) -> Stages:
     app = BatchingApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_broker_credentials(settings),
         store="memory://",
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
@@ -75,7 +77,8 @@ def build_app(runtime: Runtime) -> Stages:
     step = CustomerStep(runtime.model)
     health = ChannelHealth(runtime.model)
     sink = AckingSink(lambda: ClickHouseWriter(settings.clickhouse), metrics,
-                      settings.sink_batch_rows, settings.sink_flush_seconds)
+                      settings.sink_batch_rows, settings.sink_flush_seconds,
+                      ack_before_write=settings.unsafe_ack_before_write)
     hot_path = HotPath(
         topics=topics, channel_topics=channel_topics, partitions=settings.partitions,
         decoder=runtime.decoder, step=step, health=health, sink=sink, metrics=metrics,
@@ -83,7 +86,7 @@ def build_app(runtime: Runtime) -> Stages:
         identity_table=identity_table, customer_table=customer_table,
         topic_partitions=app.consumer.topic_partitions,
     )
-    app.attach_batch_handler(hot_path, flush_grace_seconds=settings.sink_flush_seconds * 60)
+    app.attach_batch_handler(hot_path, flush_grace_seconds=settings.shutdown_grace_seconds)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
