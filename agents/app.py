@@ -10,7 +10,6 @@ own topics are drained in batches by :class:`agents.batching.BatchingConsumer` a
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +18,8 @@ import faust
 from agents.batching import BatchingApp
 from agents.hot_path import HotPath, count_alerts, publish_alerts
 from pipeline.channel_health import ChannelHealth
-from pipeline.customer import CustomerStep, Emitted, alert_row
+from pipeline.customer import CustomerStep, alert_row
 from pipeline.model import CHANNELS
-from pipeline.state_codec import state_from_json, state_to_json
 from sinks.batcher import AckingSink
 from sinks.clickhouse import ClickHouseWriter
 from touchpoint.runtime import Runtime
@@ -85,12 +83,15 @@ def build_app(runtime: Runtime) -> Stages:
         consumer=app.consumer, producer=app.producer,
         identity_table=identity_table, customer_table=customer_table,
         topic_partitions=app.consumer.topic_partitions,
+        at_risk_threshold=runtime.model.customer.at_risk_threshold,
     )
     app.attach_batch_handler(hot_path, flush_grace_seconds=settings.shutdown_grace_seconds)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
-        hot_path.forget_partitions()
+        hot_path.on_partitions_revoked()
+
+    customer_table.on_recover(hot_path.on_recovered)
 
     @app.timer(interval=settings.sink_flush_seconds / 2, name="flush")
     async def flush() -> None:
@@ -98,35 +99,8 @@ def build_app(runtime: Runtime) -> Stages:
 
     @app.timer(interval=5.0, name="journeys")
     async def close_idle_journeys() -> None:
-        """Journeys close on event time also when a customer goes quiet (see docs/design.md)."""
-        closed_keys = []
-        emitted = Emitted()
-        at_risk = 0
-        threshold = runtime.model.customer.at_risk_threshold
-        settled = time.monotonic() - JOURNEY_CLOSE_SETTLE_SECONDS
-        touched = hot_path.touched
-        for raw_key, raw_state in list(customer_table.items()):
-            state = state_from_json(raw_state)
-            if state is None:
-                continue
-            at_risk += state.rolling_score is not None and state.rolling_score < threshold
-            if touched.get(raw_key, 0.0) > settled:
-                continue
-            result = step.close_if_idle(state, raw_key.decode(), hot_path.watermark_ms)
-            if result is not None:
-                new_state, closed = result
-                emitted.extend(closed)
-                closed_keys.append((raw_key, new_state))
-        metrics.customers_at_risk.set(at_risk)
-        if not closed_keys:
-            return
-        sink.add(emitted.rows)
-        await sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
-        for raw_key, new_state in closed_keys:
-            customer_table[raw_key] = state_to_json(new_state)
-            touched.pop(raw_key, None)
-        for outcome in emitted.closed_outcomes:
-            metrics.journeys_closed.labels(outcome).inc()
+        await hot_path.close_idle_journeys(JOURNEY_CLOSE_SETTLE_SECONDS)
+        metrics.customers_at_risk.set(hot_path.customers_at_risk)
 
     @app.timer(interval=2.0, name="channels")
     async def channel_gauges() -> None:

@@ -69,6 +69,7 @@ class HotPath:
         identity_table: Any,
         customer_table: Any,
         topic_partitions: Callable[[str], int | None],
+        at_risk_threshold: float,
     ) -> None:
         self.names = topics
         self.channel_topics = channel_topics
@@ -85,9 +86,12 @@ class HotPath:
         self._topic_partitions = topic_partitions
         self._aligned: dict[str, bool] = {}
         self._links_sent: OrderedDict[str, str] = OrderedDict()
+        self.at_risk_threshold = at_risk_threshold
+        self._at_risk: set[bytes] = set()
         self.watermark_ms = 0
-        # Wall-clock time each customer was last touched: a replay compresses hours of event time
-        # into seconds, and the idle-journey timer must not close a journey still being fed.
+        # Customers whose journeys the idle timer must look at, with the wall-clock time of their
+        # last write: a replay compresses hours of event time into seconds, and the timer must
+        # not close a journey that is still being fed.
         self.touched: dict[bytes, float] = {}
         stages = {topic: self._ingest for topic in (*channel_topics, topics.identity)}
         stages[topics.identifiers] = self._resolve
@@ -104,11 +108,6 @@ class HotPath:
 
     async def flush(self) -> None:
         await self.sink.flush()
-
-    def forget_partitions(self) -> None:
-        """After a rebalance the link cache may describe partitions another worker now owns."""
-        self._links_sent.clear()
-        self._aligned.clear()
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -211,9 +210,82 @@ class HotPath:
         for key in changed:
             table[key] = state_to_json(states[key])
             self.touched[key] = now
+            self._note_risk(key, states[key])
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts)
         self._record(processed, occurred, emitted)
-        return emitted.rows, self._written(occurred)
+        rows = emitted.rows
+        # A journey gets a new row version per touchpoint; only the batch's last one is needed.
+        rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
+        return rows, self._written(occurred)
+
+    # -- journeys that event time left behind -------------------------------------------------
+
+    async def close_idle_journeys(self, settle_seconds: float) -> None:
+        """Close journeys of customers that went quiet (see docs/design.md, Journeys).
+
+        Only customers written since their journeys were last looked at are visited (``touched``),
+        only on partitions this worker owns (the memory store keeps keys of revoked partitions
+        until it recovers them again), and only once they have been quiet for ``settle_seconds``
+        of wall-clock time: a replay compresses hours of event time into seconds.
+        """
+        owned = self._owned_partitions()
+        settled = time.monotonic() - settle_seconds
+        closing: list[tuple[bytes, Any]] = []
+        emitted = Emitted()
+        for key, touched_at in list(self.touched.items()):
+            if touched_at > settled:
+                continue
+            state = state_from_json(self.customer_table.get(key))
+            if state is None or key_partition(key, self.partitions) not in owned:
+                del self.touched[key]
+                continue
+            result = self.step.close_if_idle(state, key.decode(), self.watermark_ms)
+            if result is None:
+                if not state.journeys:
+                    del self.touched[key]  # nothing open: no need to look again until written
+                continue
+            new_state, closed = result
+            emitted.extend(closed)
+            closing.append((key, new_state))
+        if not closing:
+            return
+        self.sink.add(emitted.rows)
+        await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
+        for key, new_state in closing:
+            self.customer_table[key] = state_to_json(new_state)
+            self._note_risk(key, new_state)
+        for outcome, count in Counter(emitted.closed_outcomes).items():
+            self.metrics.journeys_closed.labels(outcome).inc(count)
+
+    def on_partitions_revoked(self) -> None:
+        """Forget what describes partitions another worker may own now."""
+        self._links_sent.clear()
+        self._aligned.clear()
+        self.touched.clear()
+        self._at_risk.clear()
+
+    async def on_recovered(self) -> None:
+        """After a rebalance and table recovery: every owned customer is looked at again once."""
+        owned = self._owned_partitions()
+        for key, raw in list(self.customer_table.items()):
+            if key_partition(key, self.partitions) in owned:
+                state = state_from_json(raw)
+                if state is not None:
+                    self.touched.setdefault(key, 0.0)
+                    self._note_risk(key, state)
+
+    @property
+    def customers_at_risk(self) -> int:
+        return len(self._at_risk)
+
+    def _note_risk(self, key: bytes, state: Any) -> None:
+        if state.rolling_score is not None and state.rolling_score < self.at_risk_threshold:
+            self._at_risk.add(key)
+        else:
+            self._at_risk.discard(key)
+
+    def _owned_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment() if tp.topic == self.names.customers}
 
     # -- helpers ----------------------------------------------------------------------------
 
