@@ -19,10 +19,11 @@ from agents.batching import BatchingApp
 from agents.hot_path import HotPath, count_alerts, publish_alerts
 from pipeline.channel_health import ChannelHealth
 from pipeline.customer import CustomerStep, alert_row
+from pipeline.identity import IdentityRules
 from pipeline.model import CHANNELS
 from sinks.batcher import AckingSink
 from sinks.clickhouse import ClickHouseWriter
-from touchpoint.runtime import Runtime
+from touchpoint.runtime import Runtime, identifier_policy
 from touchpoint.security import faust_broker_credentials
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def build_app(runtime: Runtime) -> Stages:
                       ack_before_write=settings.unsafe_ack_before_write)
     hot_path = HotPath(
         topics=topics, channel_topics=channel_topics, partitions=settings.partitions,
-        decoder=runtime.decoder, step=step, health=health, sink=sink, metrics=metrics,
+        decoder=runtime.decoder, step=step, health=health, identity=IdentityRules(runtime.model.identity, protect=identifier_policy(settings).protect), sink=sink, metrics=metrics,
         consumer=app.consumer, producer=app.producer,
         identity_table=identity_table, customer_table=customer_table,
         topic_partitions=app.consumer.topic_partitions,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -36,7 +37,7 @@ from pipeline.customer import CustomerStep, Emitted, alert_row
 from pipeline.dead_letters import dead_letter_headers, dead_letter_row
 from pipeline.decode import Decoder
 from pipeline.identifiers import identifier_key, primary_identifier
-from pipeline.identity import CONFIRMED, anonymous_key, decide_link
+from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key
 from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
 from pipeline.state_codec import state_from_json, state_to_json
 from sinks.batcher import AckingSink
@@ -45,6 +46,29 @@ from sinks.metrics import Metrics
 from touchpoint.settings import Topics
 
 LINK_CACHE_SIZE = 100_000
+OP_HEADER = "tp-op"
+FROM_HEADER = "tp-from"
+MERGE = b"merge"  # to an anonymous key: hand your state over to the customer named in the value
+ABSORB = b"absorb"  # to a customer: take over this state of the anonymous key named in tp-from
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A back-stitching message on the customers topic (see docs/design.md, Back-stitching)."""
+
+    op: bytes
+    peer: str  # MERGE: the customer to hand over to; ABSORB: the anonymous key handed over
+    state: bytes | None = None
+
+
+def handover_of(message: Message) -> Handover | None:
+    headers = dict(message.headers or ())
+    op = headers.get(OP_HEADER)
+    if op == MERGE:
+        return Handover(MERGE, message.value.decode())
+    if op == ABSORB:
+        return Handover(ABSORB, headers[FROM_HEADER].decode(), message.value)
+    return None
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -61,6 +85,7 @@ class HotPath:
         partitions: int,
         decoder: Decoder,
         step: CustomerStep,
+        identity: IdentityRules,
         health: ChannelHealth,
         sink: AckingSink,
         metrics: Metrics,
@@ -76,6 +101,7 @@ class HotPath:
         self.partitions = partitions
         self.decoder = decoder
         self.step = step
+        self.identity = identity
         self.health = health
         self.sink = sink
         self.metrics = metrics
@@ -150,29 +176,37 @@ class HotPath:
     async def _resolve(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
         send = self.producer.send
         table = self.identity_table
+        states: dict[bytes, IdentityState] = {}
         links: list[Row] = []
-        decisions: Counter[str] = Counter()
+        decisions: Counter[tuple[str, str]] = Counter()
         for message in messages:
             body = orjson.loads(message.value)
-            linked = table.get(message.key)
-            linked_to = linked.decode() if linked else None
+            key = message.key
+            state = states[key] if key in states else IdentityState.from_bytes(table.get(key))
             if body["kind"] == "event":
-                customer_key = linked_to or anonymous_key(message.key.decode())
+                customer_key = state.customer_key or anonymous_key(key.decode())
                 await send(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]),
                            None, None, None)
                 continue
-            decision = decide_link(message.key.decode(), linked_to, body)
+            new_state, decision = self.identity.decide(state, body)
+            states[key] = new_state
             if decision.store:
-                table[message.key] = decision.customer_key.encode()
-            decisions[decision.decision] += 1
+                table[key] = new_state.to_bytes()
+            decisions[decision.labels] += 1
             if decision.decision != CONFIRMED:
                 links.append(decision.row)
-        for decision_name, count in decisions.items():
-            self.metrics.identity_links.labels(decision_name).inc(count)
+            if decision.absorb:
+                # After every anonymous event of this identifier (same partition, sent before).
+                await send(self.names.customers, decision.absorb.encode(), decision.customer_key.encode(),
+                           None, None, [(OP_HEADER, MERGE)])
+        for (decision_name, reason), count in decisions.items():
+            self.metrics.identity_links.labels(decision_name, reason).inc(count)
         return {"identity_links": links}, None
 
     async def _customers(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
-        return await self._apply_customer_events([(m.key, from_wire(m.value)) for m in messages])
+        return await self._apply_customer_events(
+            [(m.key, handover_of(m) or from_wire(m.value)) if m.headers else (m.key, from_wire(m.value))
+             for m in messages])
 
     async def _dead_letters(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
         rows = [dead_letter_row(m.headers, m.key, m.value) for m in messages]
@@ -181,7 +215,7 @@ class HotPath:
     # -- shared by ingest (aligned events) and the customer stage --------------------------
 
     async def _apply_customer_events(
-        self, events: Iterable[tuple[bytes, Event]]
+        self, items: Iterable[tuple[bytes, Event | Handover]]
     ) -> tuple[dict[str, list[Row]], Callable[[], None]]:
         step, health, table = self.step, self.health, self.customer_table
         states: dict[bytes, Any] = {}
@@ -190,8 +224,13 @@ class HotPath:
         processed: Counter[str] = Counter()
         occurred: list[int] = []
         watermark = self.watermark_ms
-        for key, event in events:
+        for key, item in items:
             state = states[key] if key in states else state_from_json(table.get(key))
+            if isinstance(item, Handover):
+                states[key] = await self._hand_over(key, state, item, emitted)
+                changed.add(key)
+                continue
+            event = item
             new_state, result = step.apply_event(state, key.decode(), event)
             if result.duplicate:
                 states[key] = state
@@ -208,15 +247,42 @@ class HotPath:
         self.watermark_ms = watermark
         now = time.monotonic()
         for key in changed:
-            table[key] = state_to_json(states[key])
+            state = states[key]
+            if state is None:
+                if key in table:
+                    del table[key]
+                self.touched.pop(key, None)
+                self._at_risk.discard(key)
+                continue
+            table[key] = state_to_json(state)
             self.touched[key] = now
-            self._note_risk(key, states[key])
+            self._note_risk(key, state)
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts)
         self._record(processed, occurred, emitted)
         rows = emitted.rows
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
         return rows, self._written(occurred)
+
+    async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
+        """Back-stitching: an anonymous key's state moves to its customer (returns the new state).
+
+        The anonymous key's state is deleted only once the customer's partition has the hand-over
+        (its delivery is awaited: stitching is rare, and a crash in between must not lose it; a
+        replayed hand-over is absorbed once, the absorbed key is remembered in the state).
+        """
+        if handover.op == MERGE:
+            if state is None:
+                return None
+            delivered = await self.producer.send(
+                self.names.customers, handover.peer.encode(), state_to_json(state), None, None,
+                [(OP_HEADER, ABSORB), (FROM_HEADER, key)])
+            await delivered
+            return None
+        absorbed = state_from_json(handover.state)
+        new_state, result = self.step.absorb(state, key.decode(), absorbed, handover.peer)
+        emitted.extend(result)
+        return new_state
 
     # -- journeys that event time left behind -------------------------------------------------
 

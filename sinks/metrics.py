@@ -8,8 +8,13 @@ an identifier never becomes a label. The names and labels are the contract in do
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from typing import Callable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pipeline.windows import WindowStats
+from sinks.endpoints import ReadyCheck, serve_endpoints
 
 # Event time to processing can be hours for replays; keep resolution where live traffic sits.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 86400)
@@ -36,6 +41,16 @@ class Metrics:
     sink_rows_rejected: Counter
     consumer_lag: Gauge
     last_event_processed: Gauge
+    window_score: Gauge
+    window_nps: Gauge
+    window_csat: Gauge
+    window_ces: Gauge
+    window_friction_ratio: Gauge
+    window_error_ratio: Gauge
+    window_events: Gauge
+    alertmanager_sent: Counter
+    alertmanager_failures: Counter
+    alertmanager_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -57,7 +72,8 @@ class Metrics:
             journeys_closed=Counter(
                 "cx_journeys_closed", "Journeys closed, by outcome.", ["outcome"], **kw),
             identity_links=Counter(
-                "cx_identity_links", "Identity link decisions.", ["decision"], **kw),
+                "cx_identity_links", "Identity link decisions (linked, confirmed, refused) and why.",
+                ["decision", "reason"], **kw),
             processing_latency=Histogram(
                 "cx_event_processing_latency_seconds", "Event time to processed by the customer stage.",
                 buckets=LATENCY_BUCKETS, **kw),
@@ -78,7 +94,64 @@ class Metrics:
                 "cx_consumer_lag_messages", "Messages behind the end of the topic, summed over this worker's partitions.", ["topic"], **kw),
             last_event_processed=Gauge(
                 "cx_last_event_processed_timestamp_seconds", "Wall-clock time the last event was processed.", **kw),
+            **_window_gauges(kw),
+            alertmanager_sent=Counter(
+                "cx_alertmanager_sent", "Alert transitions accepted by Alertmanager's v2 API.", **kw),
+            alertmanager_failures=Counter(
+                "cx_alertmanager_failures", "Failed pushes to Alertmanager (each attempt, retries included).", **kw),
+            alertmanager_dropped=Counter(
+                "cx_alertmanager_dropped", "Alert transitions dropped for Alertmanager: queue full (oldest dropped) or retries exhausted.", ["reason"], **kw),
         )
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+    def set_window_figures(self, figures: Mapping[tuple[str, str, str], WindowStats]) -> None:
+        """Replace the cx_window_* series with these (channel, dimension, window) figures.
+
+        Series not in ``figures`` are removed, so a dimension value that left the top N or a
+        channel that left the kept buckets disappears instead of showing a stale value; a mean
+        that is None (nothing to average) has no series either.
+        """
+        for gauge, read in _WINDOW_FIGURES.items():
+            metric = getattr(self, gauge)
+            wanted = {key: read(stats) for key, stats in figures.items()}
+            for labels in _series(metric) - {key for key, value in wanted.items() if value is not None}:
+                metric.remove(*labels)
+            for key, value in wanted.items():
+                if value is not None:
+                    metric.labels(*key).set(value)
+
+    def serve(self, port: int, addr: str = "0.0.0.0", ready: ReadyCheck | None = None) -> ThreadingHTTPServer:
+        """/metrics, /healthz and /readyz (from ``ready``) on one port; see sinks/endpoints.py."""
+        return serve_endpoints(self.registry, port, addr, ready)
+
+
+# The cx_window_* gauges: attribute, metric name, help, and how each reads a window's figures.
+# Labels: channel, dimension (the value: a queue, store id, app version or page group; "" for the
+# channel total, "(other)" for values outside the top N) and window ("5m", "1h").
+_WINDOW_LABELS = ["channel", "dimension", "window"]
+_WINDOW_GAUGES: tuple[tuple[str, str, str, Callable[[WindowStats], float | None]], ...] = (
+    ("window_score", "cx_window_score", "Mean touchpoint score in the window (0-100).", lambda s: s.mean_score),
+    ("window_nps", "cx_window_nps", "NPS in the window: % promoters - % detractors (-100..100).", lambda s: s.nps),
+    ("window_csat", "cx_window_csat", "Mean CSAT answer in the window (1-5).", lambda s: s.mean_csat),
+    ("window_ces", "cx_window_ces", "Mean CES answer in the window (1-7, 1 = least effort).", lambda s: s.mean_ces),
+    ("window_friction_ratio", "cx_window_friction_ratio", "Share of touchpoints with a friction signal (0-1).",
+     lambda s: s.friction_rate),
+    ("window_error_ratio", "cx_window_error_ratio", "Share of touchpoints with a web error or app crash (0-1).",
+     lambda s: s.error_rate),
+    ("window_events", "cx_window_events", "Touchpoints in the window.", lambda s: float(s.volume)),
+)
+_WINDOW_FIGURES: dict[str, Callable[[WindowStats], float | None]] = {
+    attribute: read for attribute, _, _, read in _WINDOW_GAUGES
+}
+
+
+def _window_gauges(kw: dict) -> dict[str, Gauge]:
+    return {attribute: Gauge(name, help_text, _WINDOW_LABELS, **kw) for attribute, name, help_text, _ in _WINDOW_GAUGES}
+
+
+def _series(gauge: Gauge) -> set[tuple[str, ...]]:
+    """The label values of the series a labelled gauge has now."""
+    return {
+        tuple(sample.labels[name] for name in _WINDOW_LABELS)
+        for metric in gauge.collect()
+        for sample in metric.samples
+    }
