@@ -19,6 +19,7 @@ TEST_FILE = PROM / "tests" / "touchpoint.rules.test.yml"
 REQUIRED_ALERTS = {
     "CXChannelScoreLow", "CXCustomersAtRiskHigh", "CXCustomerAlertsSurge", "CXDeadLettersHigh",
     "CXSinkFailures", "CXConsumerLagHigh", "CXProcessingStalled", "CXWorkerDown",
+    "CXDimensionScoreLow", "CXChannelErrorRateHigh", "CXChannelNPSLow", "CXAlertmanagerPushFailing",
 }
 
 
