@@ -179,6 +179,31 @@ class JourneyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentifierRule:
+    """Guard rails for one identifier type (``identity.types.<type>`` in the model file)."""
+
+    max_customers: int | None  # distinct customers that may claim it within window_seconds
+    window_seconds: int
+    blocked_values: frozenset[str]  # compared ignoring case and surrounding blanks
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """How identity links are decided (``pipeline.identity``); empty means no extra guard rails."""
+
+    blocked_values: frozenset[str] = frozenset()  # for every type
+    types: Mapping[str, IdentifierRule] = field(default_factory=dict)
+
+    def rule(self, id_type: str) -> IdentifierRule | None:
+        return self.types.get(id_type)
+
+    def blocked(self, id_type: str) -> frozenset[str]:
+        """Every value refused for this type, normalised for comparison."""
+        rule = self.types.get(id_type)
+        return self.blocked_values | (rule.blocked_values if rule else frozenset())
+
+
+@dataclass(frozen=True, slots=True)
 class WindowConfig:
     """Sliding event-time windows per channel and dimension (``pipeline.windows``).
 
@@ -262,6 +287,7 @@ class ModelConfig:
     journeys: JourneyConfig
     windows: WindowConfig
     alerts: tuple[AlertRule, ...]
+    identity: IdentityConfig = IdentityConfig()
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -293,6 +319,7 @@ def parse_model_config(data: Any) -> ModelConfig:
     journeys = _journeys(top.node("journeys"))
     windows = _windows(top.node("windows"))
     alerts = _alerts(top.nodes("alerts"))
+    identity = _identity(top.node("identity")) if top.has("identity") else IdentityConfig()
     top.close()
     for outcome in scoring.journey.outcome_points:
         if outcome not in journeys.outcomes:
@@ -300,7 +327,7 @@ def parse_model_config(data: Any) -> ModelConfig:
             raise ConfigError(
                 f"scoring.journey.outcome_points.{outcome}: expected a journey outcome ({known}), got {outcome!r}"
             )
-    return ModelConfig(scoring, customer, journeys, windows, alerts)
+    return ModelConfig(scoring, customer, journeys, windows, alerts, identity)
 
 
 _REQUIRED: Any = object()
@@ -457,6 +484,35 @@ def _terminal_outcome(node: _Node) -> TerminalOutcome:
         if not isinstance(value, (str, int, float, bool)):
             raise ConfigError(f"{attributes_node.at(str(key))}: expected a text, number or boolean, got {value!r}")
     return _build(TerminalOutcome, node, attributes=dict(attributes_node.data))
+
+
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _identity(node: _Node) -> IdentityConfig:
+    blocked = _blocked_values(node)
+    types_node = node.node("types", default={})
+    types: dict[str, IdentifierRule] = {}
+    for id_type in list(types_node.data):
+        if not isinstance(id_type, str) or not _TYPE_NAME.fullmatch(id_type):
+            raise ConfigError(f"{types_node.at(str(id_type))}: expected an identifier type in lower_snake_case, got {id_type!r}")
+        rule_node = types_node.node(id_type)
+        max_customers = rule_node.number("max_customers", 1, integer=True, default=None)
+        window = rule_node.number("window_seconds", 1, integer=True, default=None)
+        if (max_customers is None) != (window is None):
+            raise ConfigError(f"{rule_node.at('window_seconds')}: max_customers and window_seconds go together")
+        types[id_type] = IdentifierRule(max_customers, window or 0, _blocked_values(rule_node))
+        rule_node.close()
+    types_node.close()
+    node.close()
+    return IdentityConfig(blocked, types)
+
+
+def _blocked_values(node: _Node) -> frozenset[str]:
+    values, _ = node.take("blocked_values", [])
+    if not isinstance(values, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"{node.at('blocked_values')}: expected a list of texts, got {values!r}")
+    return frozenset(str(v).strip().lower() for v in values)
 
 
 def _windows(node: _Node) -> WindowConfig:

@@ -4,37 +4,36 @@ Pure and explicit, after bytewax's ``stateful_map``: ``apply_event(state, key, e
 (state, Emitted)``. The agent stores the state in a Faust table and hands ``Emitted`` to the
 sinks. Nothing here knows about Kafka or ClickHouse beyond the column names of the rows.
 
+Journeys are recomputed from the touchpoints that late events may still move
+(``pipeline.journeys``), so they do not depend on arrival order within the allowed lateness. An
+event older than the customer's watermark minus the lateness is stored with ``late = 1`` outside
+any journey and counted (``Emitted.late``). ``absorb`` merges an anonymous key's state into a
+customer's when the two are stitched.
+
 De-duplication: the last ``recent_limit`` event ids are kept with what is needed to rebuild their
 touchpoint row byte for byte (journey id, sequence number, context flags). A replayed event does
-not change the state again, but its rows are emitted again with the same versions, because the
-first attempt may have crashed before they were stored.
+not change the state again, but its rows are emitted again, because the first attempt may have
+crashed before they were stored.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pipeline.alerting import AlertEvent, RuleState, evaluate_customer
 from pipeline.config import INACTIVE_OUTCOME, ModelConfig
+from pipeline.journeys import Journey, Regrouping, Segment, closes_at_ms, fold, journey_id_for, regroup
 from pipeline.model import Event
 from pipeline.scoring import Score, ScoringModel, TouchpointContext, decay_score, dimension_of, is_failed_contact, is_friction
 
 Row = dict[str, Any]
 
+__all__ = ["CustomerState", "CustomerStep", "Emitted", "Seen", "alert_row", "journey_id_for"]
 
-@dataclass(frozen=True, slots=True)
-class OpenJourney:
-    journey_id: str
-    started_ms: int
-    last_ms: int
-    channels: tuple[str, ...]
-    last_channel: str
-    switches: int
-    scores: tuple[Score, ...]
-    failed_contacts: int = 0
-    outcome: str = ""  # terminal outcome seen; the journey closes once the lateness has passed
+TABLES = ("touchpoints", "journeys", "touchpoint_journeys", "customer_scores", "alerts")
+MERGED_STATUS = "merged"
+_ABSORBED = "absorbed:"  # prefix of the seen-ring entry that marks an absorbed key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +45,14 @@ class Seen:
     seq: int
     repeat_contact: bool
     channel_switch: bool
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerState:
     seq: int = 0
-    journey: OpenJourney | None = None
+    watermark_ms: int = 0  # newest event time seen for this customer (or passed by the timer)
+    journeys: tuple[Journey, ...] = ()  # open, and closed but still within the lateness
     rolling_score: float | None = None
     rolling_ms: int | None = None
     touchpoints: int = 0
@@ -65,152 +66,237 @@ class CustomerState:
 class Emitted:
     """What one step produced; ``rows`` maps a ClickHouse table to its new rows."""
 
-    rows: dict[str, list[Row]] = field(
-        default_factory=lambda: {"touchpoints": [], "journeys": [], "customer_scores": [], "alerts": []}
-    )
+    rows: dict[str, list[Row]] = field(default_factory=lambda: {table: [] for table in TABLES})
     alerts: list[AlertEvent] = field(default_factory=list)
     closed_outcomes: list[str] = field(default_factory=list)
     touchpoint_score: Score | None = None
     duplicate: bool = False
+    late: bool = False  # the event was beyond the allowed lateness: stored flagged, in no journey
+    merged_journeys: int = 0  # journeys that became part of another (late bridge or stitching)
 
     def extend(self, other: Emitted) -> None:
         for table, rows in other.rows.items():
-            self.rows[table].extend(rows)
+            self.rows.setdefault(table, []).extend(rows)
         self.alerts.extend(other.alerts)
         self.closed_outcomes.extend(other.closed_outcomes)
-
-
-def journey_id_for(customer_key: str, first_event_id: str) -> str:
-    """Stable: named after the event that opened it, not its start time, so it survives growth."""
-    digest = hashlib.blake2b(f"{customer_key}\x00{first_event_id}".encode(), digest_size=10).hexdigest()
-    return f"j-{digest}"
+        self.merged_journeys += other.merged_journeys
 
 
 class CustomerStep:
     """The step with its configuration bound once."""
 
-    def __init__(self, config: ModelConfig, recent_limit: int = 32) -> None:
+    def __init__(self, config: ModelConfig, recent_limit: int = 32, unfolded_limit: int = 48) -> None:
         self.config = config
+        self.rules = config.journeys
         self.model = ScoringModel(config.scoring)
         self.recent_limit = recent_limit
+        self.unfolded_limit = unfolded_limit
 
     # -- the step -------------------------------------------------------------------------------
 
     def apply_event(self, state: CustomerState | None, key: str, event: Event) -> tuple[CustomerState, Emitted]:
         state = state or CustomerState()
+        seen = next((s for s in state.recent if s.event_id == event.event_id), None)
+        if seen is not None or event.event_id in _touch_ids(state.journeys):
+            return state, self._replay(state, key, event, seen)
+        if event.occurred_at_ms < self._horizon(state.watermark_ms):
+            return self._apply_late(state, key, event)
+
         emitted = Emitted()
-        for seen in state.recent:
-            if seen.event_id == event.event_id:
-                emitted.duplicate = True
-                context = TouchpointContext(seen.repeat_contact, seen.channel_switch)
-                score = self.model.score_touchpoint(event, context)
-                emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, seen.journey_id, score, seen.seq))
-                if state.journey is not None:
-                    emitted.rows["journeys"].append(self._journey_row(key, state.journey, "open", "", state.seq))
-                return state, emitted
-
-        journey = state.journey
-        if journey is not None and self._expired(journey, event.occurred_at_ms, event.channel):
-            state, closed = self.close_journey(state, key, outcome=journey.outcome or INACTIVE_OUTCOME)
-            emitted.extend(closed)
-            journey = None
-
-        repeat_contact = (
-            event.channel == "call"
-            and state.last_call_ms is not None
-            and 0 <= event.occurred_at_ms - state.last_call_ms <= self.config.scoring.repeat_contact_window_seconds * 1000
-        )
-        channel_switch = journey is not None and journey.last_channel != event.channel
-        score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, channel_switch))
         seq = state.seq + 1
-
-        if journey is None:
-            journey = OpenJourney(
-                journey_id=journey_id_for(key, event.event_id),
-                started_ms=event.occurred_at_ms,
-                last_ms=event.occurred_at_ms,
-                channels=(event.channel,),
-                last_channel=event.channel,
-                switches=0,
-                scores=(),
-            )
-        journey = OpenJourney(
-            journey_id=journey.journey_id,
-            started_ms=min(journey.started_ms, event.occurred_at_ms),
-            last_ms=max(journey.last_ms, event.occurred_at_ms),
-            channels=journey.channels if event.channel in journey.channels else journey.channels + (event.channel,),
-            last_channel=event.channel,
-            switches=journey.switches + int(channel_switch),
-            scores=(journey.scores + (score,))[-self.config.journeys.max_scored_touchpoints:],
-            failed_contacts=journey.failed_contacts + int(is_failed_contact(event)),
-            outcome=journey.outcome or self.config.journeys.terminal_outcome(event) or "",
+        watermark = max(state.watermark_ms, event.occurred_at_ms)
+        outcome = self.rules.terminal_outcome(event) or ""
+        placeholder = Segment.touch(event.occurred_at_ms, event.event_id, event.channel, 0.0, outcome,
+                                    is_failed_contact(event))
+        regrouped = regroup(state.journeys, [placeholder], self.rules)
+        journey, predecessor = _place(regrouped.journeys, event.event_id)
+        repeat_contact = self._repeat_contact(state, event)
+        channel_switch = predecessor is not None and predecessor.last_channel != event.channel
+        score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, channel_switch))
+        scored = replace(placeholder, scores=(round(score.value, 3),))  # as the state codec keeps it
+        journeys = tuple(
+            replace(j, segments=tuple(scored if s is placeholder else s for s in j.segments)) if j is journey else j
+            for j in regrouped.journeys
         )
+        regrouped = replace(regrouped, journeys=journeys)
 
         previous_score = state.rolling_score
-        rolling = decay_score(
-            state.rolling_score, state.rolling_ms, score.value, event.occurred_at_ms,
-            self.config.customer.half_life_seconds,
-        )
-        lifetime_value = state.lifetime_value + max(event.value or 0.0, 0.0)
+        figures = self._figures(state, event, score)
+        rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = figures
+        failed = journey.summary(self.rules.max_scored_touchpoints).failed
         alert_states, alerts = evaluate_customer(
             self.config.alerts, state.alert_states, key, rolling, previous_score,
-            journey.failed_contacts, event.occurred_at_ms, lifetime_value,
+            failed, event.occurred_at_ms, lifetime_value,
         )
-        seen = Seen(event.event_id, journey.journey_id, seq, repeat_contact, channel_switch)
-        state = CustomerState(
-            seq=seq,
-            journey=journey,
-            rolling_score=rolling,
-            rolling_ms=max(event.occurred_at_ms, state.rolling_ms or 0),
-            touchpoints=state.touchpoints + 1,
-            lifetime_value=lifetime_value,
-            last_call_ms=event.occurred_at_ms if event.channel == "call" else state.last_call_ms,
-            recent=(state.recent + (seen,))[-self.recent_limit:],
+        new_state = CustomerState(
+            seq=seq, watermark_ms=watermark, journeys=state.journeys, rolling_score=rolling,
+            rolling_ms=rolling_ms, touchpoints=touchpoints, lifetime_value=lifetime_value,
+            last_call_ms=last_call_ms,
+            recent=self._remember(state.recent, Seen(event.event_id, journey.journey_id, seq, repeat_contact, channel_switch)),
             alert_states=alert_states,
         )
+        new_state = self._settle(new_state, key, regrouped, emitted)
         emitted.touchpoint_score = score
-        emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, journey.journey_id, score, seq))
-        emitted.rows["customer_scores"].append(self._customer_row(key, state, score))
+        emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, journey.journey_id, score, seq, late=False))
+        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
         emitted.alerts.extend(alerts)
         emitted.rows["alerts"].extend(alert_row(alert, seq) for alert in alerts)
+        return new_state, emitted
 
-        emitted.rows["journeys"].append(self._journey_row(key, journey, "open", journey.outcome, seq))
-        return state, emitted
+    def absorb(self, target: CustomerState | None, target_key: str, absorbed: CustomerState | None,
+               absorbed_key: str) -> tuple[CustomerState, Emitted]:
+        """Merge the state of ``absorbed_key`` (an anonymous key now stitched) into ``target_key``.
 
-    def close_journey(self, state: CustomerState, key: str, outcome: str) -> tuple[CustomerState, Emitted]:
-        """Close the open journey: its final row is emitted and it leaves the state."""
+        The topology sends the absorbed state keyed by the target once the absorbed key's
+        partition has applied all of its earlier events, then deletes the absorbed key. Journeys
+        are recomputed from both sides' touchpoints, so the result is the same as if every
+        touchpoint had reached the target directly (within the lateness); journeys that become one
+        keep the id of the earliest touchpoint and the other ids get a ``merged`` row. Absorbing
+        the same key twice (a replayed hand-over) changes nothing.
+        """
+        target = target or CustomerState()
+        marker = _ABSORBED + absorbed_key
+        if absorbed is None or absorbed_key == target_key:
+            return target, Emitted()
+        if any(s.event_id == marker for s in target.recent):
+            return target, self._replay(target, target_key, None, None)
         emitted = Emitted()
-        if state.journey is None:
-            return state, emitted
-        seq = state.seq + 1
-        emitted.rows["journeys"].append(self._journey_row(key, state.journey, "closed", outcome, seq))
-        emitted.closed_outcomes.append(outcome)
-        return replace(state, seq=seq, journey=None), emitted
+        seq = max(target.seq, absorbed.seq) + 1
+        regrouped = regroup(target.journeys + absorbed.journeys, [], self.rules)
+        rolling = target.rolling_score
+        rolling_ms = target.rolling_ms
+        if absorbed.rolling_score is not None and absorbed.rolling_ms is not None:
+            rolling = decay_score(rolling, rolling_ms, absorbed.rolling_score, absorbed.rolling_ms,
+                                  self.config.customer.half_life_seconds)
+            rolling_ms = max(rolling_ms or 0, absorbed.rolling_ms)
+        recent = self._remember(target.recent, *absorbed.recent, Seen(marker, "", seq, False, False))
+        merged = CustomerState(
+            seq=seq,
+            watermark_ms=max(target.watermark_ms, absorbed.watermark_ms),
+            journeys=(),  # every journey gets a row below: the absorbed ones change customer key
+            rolling_score=rolling,
+            rolling_ms=rolling_ms,
+            touchpoints=target.touchpoints + absorbed.touchpoints,
+            lifetime_value=target.lifetime_value + absorbed.lifetime_value,
+            last_call_ms=max((ms for ms in (target.last_call_ms, absorbed.last_call_ms) if ms is not None), default=None),
+            recent=recent,
+            alert_states=target.alert_states,
+        )
+        return self._settle(merged, target_key, regrouped, emitted), emitted
 
     def close_if_idle(self, state: CustomerState, key: str, watermark_ms: int) -> tuple[CustomerState, Emitted] | None:
-        """For the timer: close a journey that event time has left behind, even if no event comes."""
-        journey = state.journey
-        if journey is None or not self._expired(journey, watermark_ms, journey.last_channel):
-            return None
-        return self.close_journey(state, key, outcome=journey.outcome or INACTIVE_OUTCOME)
+        """For the timer: close journeys that event time has left behind, even if no event comes.
 
-    def _expired(self, journey: OpenJourney, at_ms: int, channel: str) -> bool:
-        """A journey ends after the inactivity gap, its maximum length, or a terminal outcome.
-
-        A terminal outcome closes it only once the allowed lateness has passed in event time, so
-        touchpoints that happened before the outcome but arrive after it still join the journey.
+        ``watermark_ms`` becomes the customer's watermark when it is newer, so journeys past the
+        lateness also leave the state. None when nothing changes (no state write needed).
         """
-        journeys = self.config.journeys
-        gap_ms = journeys.gap_seconds(channel) * 1000
-        return (
-            at_ms - journey.last_ms > gap_ms
-            or at_ms - journey.started_ms > journeys.max_duration_seconds * 1000
-            or (bool(journey.outcome) and at_ms - journey.last_ms > journeys.allowed_lateness_seconds * 1000)
+        watermark = max(state.watermark_ms, watermark_ms)
+        regrouped = Regrouping(state.journeys, {}, {})
+        emitted = Emitted()
+        settled = self._settle(replace(state, seq=state.seq + 1, watermark_ms=watermark), key, regrouped, emitted)
+        if settled.journeys == state.journeys:
+            return None
+        return settled, emitted
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _horizon(self, watermark_ms: int) -> int:
+        """Events before this are beyond the allowed lateness."""
+        return watermark_ms - self.rules.allowed_lateness_seconds * 1000
+
+    def _settle(self, state: CustomerState, key: str, regrouped: Regrouping, emitted: Emitted) -> CustomerState:
+        """Close, emit and evict: rows for every journey that changed, then bound the state.
+
+        A journey is closed once the watermark passes its closing time, and leaves the state once
+        the watermark is the allowed lateness beyond that: no event can reach it any more.
+        """
+        previous = {journey.journey_id: journey for journey in state.journeys}
+        horizon = self._horizon(state.watermark_ms)
+        max_scores = self.rules.max_scored_touchpoints
+        kept: list[Journey] = []
+        for journey in regrouped.journeys:
+            summary = journey.summary(max_scores)
+            closes_at = closes_at_ms(summary, self.rules)
+            closed = state.watermark_ms > closes_at
+            if closed and not journey.closed:
+                emitted.closed_outcomes.append(summary.outcome or INACTIVE_OUTCOME)
+            journey = replace(journey, closed=closed)
+            if previous.get(journey.journey_id) != journey:
+                emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, state.seq))
+            if closes_at >= horizon:
+                kept.append(fold(journey, horizon, self.unfolded_limit, max_scores))
+        for old_id, survivor in regrouped.merged.items():
+            emitted.rows["journeys"].append(_merged_row(key, old_id, survivor, state.seq))
+        emitted.merged_journeys += len(regrouped.merged)
+        emitted.rows["touchpoint_journeys"].extend(
+            _membership_row(key, event_id, journey_id, state.seq) for event_id, journey_id in regrouped.moved.items()
         )
+        return replace(state, journeys=tuple(kept))
+
+    def _replay(self, state: CustomerState, key: str, event: Event | None, seen: Seen | None) -> Emitted:
+        """The rows of an event (or hand-over) applied before: the current truth, state unchanged."""
+        emitted = Emitted(duplicate=True)
+        if event is not None and seen is not None:
+            context = TouchpointContext(seen.repeat_contact, seen.channel_switch)
+            score = self.model.score_touchpoint(event, context)
+            emitted.rows["touchpoints"].append(
+                self._touchpoint_row(key, event, seen.journey_id, score, seen.seq, late=seen.late))
+        max_scores = self.rules.max_scored_touchpoints
+        for journey in state.journeys:
+            summary = journey.summary(max_scores)
+            closed = state.watermark_ms > closes_at_ms(summary, self.rules)
+            emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, state.seq))
+            emitted.rows["journeys"].extend(_merged_row(key, alias, journey.journey_id, state.seq) for alias in journey.merged)
+            emitted.rows["touchpoint_journeys"].extend(
+                _membership_row(key, event_id, journey.journey_id, state.seq) for event_id in journey.touch_ids)
+        return emitted
+
+    def _apply_late(self, state: CustomerState, key: str, event: Event) -> tuple[CustomerState, Emitted]:
+        """Beyond the lateness: stored with ``late = 1`` in no journey, counted, never dropped."""
+        emitted = Emitted(late=True)
+        seq = state.seq + 1
+        repeat_contact = self._repeat_contact(state, event)
+        score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, False))
+        rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = self._figures(state, event, score)
+        new_state = replace(
+            state, seq=seq, rolling_score=rolling, rolling_ms=rolling_ms, touchpoints=touchpoints,
+            lifetime_value=lifetime_value, last_call_ms=last_call_ms,
+            recent=self._remember(state.recent, Seen(event.event_id, "", seq, repeat_contact, False, late=True)),
+        )
+        emitted.touchpoint_score = score
+        emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, "", score, seq, late=True))
+        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
+        return new_state, emitted
+
+    def _repeat_contact(self, state: CustomerState, event: Event) -> bool:
+        window_ms = self.config.scoring.repeat_contact_window_seconds * 1000
+        return (
+            event.channel == "call"
+            and state.last_call_ms is not None
+            and 0 <= event.occurred_at_ms - state.last_call_ms <= window_ms
+        )
+
+    def _figures(self, state: CustomerState, event: Event, score: Score) -> tuple[float, int, int, float, int | None]:
+        """Rolling score and its time, touchpoint count, lifetime value, last call time."""
+        rolling = decay_score(state.rolling_score, state.rolling_ms, score.value, event.occurred_at_ms,
+                              self.config.customer.half_life_seconds)
+        last_call = state.last_call_ms
+        if event.channel == "call":
+            last_call = max(last_call or event.occurred_at_ms, event.occurred_at_ms)
+        return (
+            rolling,
+            max(event.occurred_at_ms, state.rolling_ms or 0),
+            state.touchpoints + 1,
+            state.lifetime_value + max(event.value or 0.0, 0.0),
+            last_call,
+        )
+
+    def _remember(self, recent: tuple[Seen, ...], *seen: Seen) -> tuple[Seen, ...]:
+        return (recent + seen)[-self.recent_limit:]
 
     # -- rows ----------------------------------------------------------------------------------
 
-    def _touchpoint_row(self, key: str, event: Event, journey_id: str, score: Score, seq: int) -> Row:
+    def _touchpoint_row(self, key: str, event: Event, journey_id: str, score: Score, seq: int, *, late: bool) -> Row:
         feedback = event.feedback
         return {
             "event_id": event.event_id,
@@ -228,28 +314,31 @@ class CustomerStep:
             "feedback_score": feedback.score if feedback else None,
             "value": event.value,
             "friction": int(is_friction(score)),
-            "late": 0,
+            "late": int(late),
             "version": seq,
         }
 
-    def _journey_row(self, key: str, journey: OpenJourney, status: str, outcome: str, seq: int) -> Row:
-        score = self.model.score_journey(journey.scores, journey.switches, outcome or None)
+    def _journey_row(self, key: str, journey_id: str, summary: Segment, closed: bool, seq: int) -> Row:
+        outcome = (summary.outcome or INACTIVE_OUTCOME) if closed else summary.outcome
+        scores = [Score(value, ()) for value in summary.scores]
+        score = self.model.score_journey(scores, summary.switches, outcome or None)
         return {
-            "journey_id": journey.journey_id,
+            "journey_id": journey_id,
             "customer_key": key,
-            "started_at": journey.started_ms // 1000,
-            "ended_at": journey.last_ms // 1000,
-            "started_at_ms": journey.started_ms,
-            "ended_at_ms": journey.last_ms,
-            "channels": list(journey.channels),
-            "channel_switches": journey.switches,
-            "touchpoint_count": len(journey.scores),
-            "duration_seconds": (journey.last_ms - journey.started_ms) / 1000,
-            "status": status,
+            "started_at": summary.first_ms // 1000,
+            "ended_at": summary.last_ms // 1000,
+            "started_at_ms": summary.first_ms,
+            "ended_at_ms": summary.last_ms,
+            "channels": list(summary.channels),
+            "channel_switches": summary.switches,
+            "touchpoint_count": summary.count,
+            "duration_seconds": (summary.last_ms - summary.first_ms) / 1000,
+            "status": "closed" if closed else "open",
             "outcome": outcome,
             "score": score.value,
             "component_names": [name for name, _ in score.components],
             "component_points": [points for _, points in score.components],
+            "merged_into": "",
             "version": seq,
         }
 
@@ -265,6 +354,35 @@ class CustomerStep:
             "at_risk": int(rolling < self.config.customer.at_risk_threshold),
             "version": state.seq,
         }
+
+
+def _touch_ids(journeys: Iterable[Journey]) -> set[str]:
+    return {event_id for journey in journeys for event_id in journey.touch_ids}
+
+
+def _place(journeys: Iterable[Journey], event_id: str) -> tuple[Journey, Segment | None]:
+    """The journey holding the event, and the segment just before it in that journey."""
+    for journey in journeys:
+        for index, segment in enumerate(journey.segments):
+            if segment.first_event_id == event_id and segment.count == 1:
+                return journey, journey.segments[index - 1] if index else None
+    raise LookupError(f"event {event_id} was not placed in any journey")
+
+
+def _merged_row(key: str, journey_id: str, survivor: str, seq: int) -> Row:
+    """A new version of a journey that became part of ``survivor``; the views leave it out."""
+    return {
+        "journey_id": journey_id, "customer_key": key, "started_at": 0, "ended_at": 0,
+        "started_at_ms": 0, "ended_at_ms": 0, "channels": [], "channel_switches": 0,
+        "touchpoint_count": 0, "duration_seconds": 0.0, "status": MERGED_STATUS, "outcome": "",
+        "score": 0.0, "component_names": [], "component_points": [], "merged_into": survivor,
+        "version": seq,
+    }
+
+
+def _membership_row(key: str, event_id: str, journey_id: str, seq: int) -> Row:
+    """A touchpoint that moved to another journey (a late event split or bridged journeys)."""
+    return {"event_id": event_id, "customer_key": key, "journey_id": journey_id, "version": seq}
 
 
 def alert_row(alert: AlertEvent, version: int) -> Row:

@@ -2,19 +2,38 @@
 
 The resolve stage sees, in order, every link and every anonymous event for one identifier, so a
 decision here does not depend on which worker or partition saw what first. Its state per
-identifier is just the customer it is linked to. Two different known customers are never merged:
-a second customer claiming a linked identifier is recorded as a conflict and counted.
+identifier is an :class:`IdentityState`: the customer the identifier is linked to and, for types
+with a limit (a device may be shared), the distinct customers that claimed it recently.
+
+:meth:`IdentityRules.decide` applies one ``identifier -> customer`` statement and says what
+happened, never silently: ``linked`` (the identifier's anonymous history moves to the customer),
+``confirmed``, or ``refused`` with a reason. Two different known customers are never merged: a
+second customer claiming a linked identifier is refused as a ``conflict``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import orjson
+
+from pipeline.config import IdentityConfig
+from pipeline.identifiers import identifier_key
+
 LINKED = "linked"
 CONFIRMED = "confirmed"
-CONFLICT = "conflict"
+REFUSED = "refused"
+DECISIONS: tuple[str, ...] = (LINKED, CONFIRMED, REFUSED)
+
+CONFLICT = "conflict"  # the identifier is linked to another known customer
+LIMIT = "limit"  # too many distinct customers claimed it within the type's window
+BLOCKED_VALUE = "blocked_value"  # a configured junk value for the type
+REASONS: tuple[str, ...] = ("", CONFLICT, LIMIT, BLOCKED_VALUE)  # bounded: metric label values
+
+Protect = Callable[[str, str], str]
 
 
 def anonymous_key(identifier_key: str) -> str:
@@ -23,33 +42,101 @@ def anonymous_key(identifier_key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityState:
+    """What one identifier is: its customer, and who claimed it lately (limited types only)."""
+
+    customer_key: str | None = None
+    claims: tuple[tuple[str, int], ...] = ()  # (customer key, last claim ms), oldest first
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps([self.customer_key, [list(claim) for claim in self.claims]])
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> IdentityState:
+        if raw is None:
+            return cls()
+        customer_key, claims = orjson.loads(raw)
+        return cls(customer_key, tuple((customer, int(ms)) for customer, ms in claims))
+
+
+@dataclass(frozen=True, slots=True)
 class LinkDecision:
     decision: str
-    customer_key: str
-    store: bool
-    row: dict[str, Any]
+    customer_key: str  # the customer the identifier belongs to after the decision
+    store: bool  # the identifier's state changed and must be written
+    row: dict[str, Any]  # the identity_links row; every decision has one
+    reason: str = ""
+    absorb: str | None = None  # on ``linked``: the anonymous key whose state moves to customer_key
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        """Metric labels (decision, reason): both from small fixed sets, never an identifier."""
+        return self.decision, self.reason
 
 
-def decide_link(identifier: str, linked_to: str | None, link: Mapping[str, Any]) -> LinkDecision:
-    """Apply one ``identifier -> customer`` statement to what the identifier is linked to now."""
-    customer = link["customer_id"]
-    if linked_to is None:
-        decision, reason = LINKED, ""
-    elif linked_to == customer:
-        decision, reason = CONFIRMED, ""
-    else:
-        decision, reason = CONFLICT, "identifier already linked to another known customer"
-    id_type, _, value = identifier.partition(":")
+class IdentityRules:
+    """The configured guard rails, with blocked values hashed like the identifiers they match.
+
+    ``protect`` is ``IdentifierPolicy.protect`` when identifiers are hashed at ingest, so that a
+    configured junk value is recognised in its hashed form too.
+    """
+
+    def __init__(self, config: IdentityConfig | None = None, protect: Protect | None = None) -> None:
+        self.config = config or IdentityConfig()
+        self._protect = protect
+
+    def is_blocked(self, id_type: str, value: str) -> bool:
+        blocked = self.config.blocked(id_type)
+        if value.strip().lower() in blocked:
+            return True
+        return self._protect is not None and any(self._protect(id_type, b) == value for b in blocked)
+
+    def decide(self, state: IdentityState | None, message: Mapping[str, Any]) -> tuple[IdentityState, LinkDecision]:
+        """Apply one link message (``customer_id``, ``event_id``, ``occurred_at_ms``, ``type``, ``value``)."""
+        state = state or IdentityState()
+        id_type, value, customer = message["type"], message["value"], message["customer_id"]
+        at_ms = int(message["occurred_at_ms"])
+        if self.is_blocked(id_type, value):
+            return state, _decision(REFUSED, BLOCKED_VALUE, state.customer_key or customer, False, message)
+        rule = self.config.rule(id_type)
+        claims = state.claims
+        if rule is not None and rule.max_customers is not None:
+            recent = [(c, ms) for c, ms in claims if c != customer and ms >= at_ms - rule.window_seconds * 1000]
+            claims = tuple(sorted(recent + [(customer, max(at_ms, dict(claims).get(customer, at_ms)))],
+                                  key=lambda claim: (claim[1], claim[0])))[-(rule.max_customers + 1):]
+            if customer != state.customer_key and len(claims) > rule.max_customers:
+                new_state = IdentityState(state.customer_key, claims)
+                return new_state, _decision(REFUSED, LIMIT, state.customer_key or customer, True, message)
+        if state.customer_key is None:
+            decision = _decision(LINKED, "", customer, True, message,
+                                 absorb=anonymous_key(identifier_key(id_type, value)))
+            return IdentityState(customer, claims), decision
+        if state.customer_key == customer:
+            return IdentityState(customer, claims), _decision(CONFIRMED, "", customer, claims != state.claims, message)
+        return IdentityState(state.customer_key, claims), _decision(
+            REFUSED, CONFLICT, state.customer_key, claims != state.claims, message)
+
+
+def _decision(decision: str, reason: str, customer_key: str, store: bool, message: Mapping[str, Any],
+              absorb: str | None = None) -> LinkDecision:
+    id_type, value = message["type"], message["value"]
     row = {
         "identifier_type": id_type,
         "identifier_value": value,
-        "anonymous_key": anonymous_key(identifier),
-        "customer_key": customer,
+        "anonymous_key": anonymous_key(identifier_key(id_type, value)),
+        "customer_key": message["customer_id"],
         "decision": decision,
         "reason": reason,
-        "event_id": link["event_id"],
-        "occurred_at": int(link["occurred_at_ms"]) // 1000,
-        "version": int(link["occurred_at_ms"]),
+        "event_id": message["event_id"],
+        "occurred_at": int(message["occurred_at_ms"]) // 1000,
+        "version": int(message["occurred_at_ms"]),
     }
-    return LinkDecision(decision, customer if decision != CONFLICT else linked_to or customer,
-                        store=decision == LINKED, row=row)
+    return LinkDecision(decision, customer_key, store, row, reason, absorb)
+
+
+def decide_link(identifier: str, linked_to: str | None, link: Mapping[str, Any]) -> LinkDecision:
+    """The former interface (state = linked customer key), kept until the resolve agent switches
+    to :meth:`IdentityRules.decide` with :class:`IdentityState`; no guard rails beyond conflicts."""
+    id_type, _, value = identifier.partition(":")
+    _, decision = IdentityRules().decide(IdentityState(linked_to), {**link, "type": id_type, "value": value})
+    return decision

@@ -1,7 +1,8 @@
 """Customer state to bytes and back, for the Faust table and its changelog.
 
-Compact JSON with short keys (orjson): the state is written once per event, so its size is the
-changelog's size and the recovery time after a rebalance.
+Compact JSON with short keys and positional lists (orjson): the state is written once per event,
+so its size is the changelog's size and the recovery time after a rebalance. A touchpoint that
+late events may still move is a list of six; a folded journey head a list of eleven.
 """
 
 from __future__ import annotations
@@ -12,27 +13,38 @@ from typing import Any
 import orjson
 
 from pipeline.alerting import RuleState
-from pipeline.customer import CustomerState, OpenJourney, Seen
-from pipeline.scoring import Score
+from pipeline.customer import CustomerState, Seen
+from pipeline.journeys import Journey, Segment
+
+_TOUCH_FIELDS = 6
 
 
-def _score_out(score: Score) -> list[Any]:
-    return [round(score.value, 3), [[name, round(points, 3)] for name, points in score.components]]
+def _segment_out(s: Segment) -> list[Any]:
+    if s.count == 1:
+        return [s.first_ms, s.first_event_id, s.first_channel, s.scores[0], s.outcome, s.failed]
+    return [s.first_ms, s.first_event_id, s.last_ms, s.first_channel, s.last_channel, list(s.channels),
+            s.switches, s.count, s.failed, s.outcome, list(s.scores)]
 
 
-def _score_in(data: list[Any]) -> Score:
-    return Score(data[0], tuple((name, points) for name, points in data[1]))
+def _segment_in(d: list[Any]) -> Segment:
+    if len(d) == _TOUCH_FIELDS:
+        return Segment.touch(d[0], d[1], d[2], d[3], d[4], bool(d[5]))
+    return Segment(d[0], d[1], d[2], d[3], d[4], tuple(d[5]), d[6], d[7], d[8], d[9], tuple(d[10]))
+
+
+def _journey_out(j: Journey) -> list[Any]:
+    return [j.journey_id, [_segment_out(s) for s in j.segments], list(j.merged), int(j.closed)]
+
+
+def _journey_in(d: list[Any]) -> Journey:
+    return Journey(d[0], tuple(_segment_in(s) for s in d[1]), tuple(d[2]), bool(d[3]))
 
 
 def state_to_json(state: CustomerState) -> bytes:
-    journey = state.journey
     return orjson.dumps({
         "q": state.seq,
-        "j": None if journey is None else [
-            journey.journey_id, journey.started_ms, journey.last_ms, list(journey.channels),
-            journey.last_channel, journey.switches, [_score_out(s) for s in journey.scores],
-            journey.failed_contacts, journey.outcome,
-        ],
+        "w": state.watermark_ms,
+        "j": [_journey_out(j) for j in state.journeys],
         "r": state.rolling_score,
         "rt": state.rolling_ms,
         "n": state.touchpoints,
@@ -47,14 +59,10 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
     if raw is None:
         return None
     data = orjson.loads(raw)
-    j = data["j"]
-    journey = None if j is None else OpenJourney(
-        journey_id=j[0], started_ms=j[1], last_ms=j[2], channels=tuple(j[3]), last_channel=j[4],
-        switches=j[5], scores=tuple(_score_in(s) for s in j[6]), failed_contacts=j[7], outcome=j[8],
-    )
     return CustomerState(
         seq=data["q"],
-        journey=journey,
+        watermark_ms=data["w"],
+        journeys=tuple(_journey_in(j) for j in data["j"]),
         rolling_score=data["r"],
         rolling_ms=data["rt"],
         touchpoints=data["n"],
