@@ -86,7 +86,7 @@ def test_a_file_path_loads_the_same_as_the_bundled_default(tmp_path: Path) -> No
          "scoring.call.abandoned_penalty_points: expected a number >= 0, got -40"),
         (edited("scoring.app.low_rating_max_stars", 0), "scoring.app.low_rating_max_stars: expected a number 1-5, got 0"),
         (edited("scoring.call.wiat", 3), "scoring.call.wiat: unknown key (expected one of: abandoned_penalty_points,"),
-        (edited("alert", []), "alert: unknown key (expected one of: alerts, customer, journeys, scoring, windows)"),
+        (edited("alert", []), "alert: unknown key (expected one of: alerts, customer, identity, journeys, scoring, windows)"),
         (edited("scoring.base_points", DELETE), "scoring.base_points: required key is missing"),
         (renamed("customer.half_life_seconds", "half_life_secs"),
          "customer.half_life_seconds: required key is missing (found 'half_life_secs')"),
