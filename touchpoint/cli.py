@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from touchpoint.logs import configure_logging
+from touchpoint.ops.commands import COMMANDS as OPS_COMMANDS
+from touchpoint.ops.commands import add_parsers as add_ops_parsers
 from touchpoint.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("touchpoint")
@@ -30,6 +33,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.app import build_app
     from sinks.migrations import latest_version, schema_version
+    from touchpoint.readiness import follow_app
     from touchpoint.runtime import Runtime
     from touchpoint.topics import ensure_topics
 
@@ -42,10 +46,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
     ensure_topics(settings)
     runtime = Runtime.create(settings)
-    runtime.metrics.serve(settings.metrics_port)
+    runtime.metrics.serve(settings.metrics_port, ready=runtime.readiness.check)
     log.info("metrics on :%d/metrics; settings %s", settings.metrics_port, settings.describe())
     stages = build_app(runtime)
+    follow_app(stages.app, runtime.readiness)
     worker = faust.Worker(stages.app, loglevel=settings.log_level, quiet=True, override_logging=False)
+    worker.spinner = None  # its terminal escapes would break JSON log lines
     worker.execute_from_commandline()
     return 0
 
@@ -135,17 +141,19 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                       help="keep the servers up after the summary until Ctrl-C (default: when on a terminal)")
+    add_ops_parsers(sub)
     return root
 
 
 COMMANDS = {"worker": cmd_worker, "migrate": cmd_migrate, "generate": cmd_generate, "demo": cmd_demo}
+COMMANDS.update(OPS_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        configure_logging(settings)
         return COMMANDS[args.command](args, settings)
     except SettingsError as exc:
         print(f"touchpoint: {exc}", file=sys.stderr)

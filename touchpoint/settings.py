@@ -107,6 +107,8 @@ class Settings:
     default_country_code: str = ""
     session_timeout_seconds: float = 10.0
     log_level: str = "info"
+    # "json" (one object per line, for log shippers), "text", or "auto": text on a terminal, else json.
+    log_format: str = "auto"
     # SIGTERM: how long the worker may take to flush pending rows and commit before it must exit.
     shutdown_grace_seconds: float = 30.0
     # UNSAFE, for the fault-injection suite's negative control only: acknowledge events when their

@@ -1,0 +1,1 @@
+"""Operator commands: replay, backfill, forget (erasure) and doctor, plus the suppression store."""
