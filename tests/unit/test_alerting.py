@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.alerting import FIRING, RESOLVED, AlertEvent, RuleState, evaluate_channel, evaluate_customer
 from pipeline.config import AlertRule, Escalation, load_model_config
@@ -76,6 +79,13 @@ TABLE = [
     pytest.param(ERRORS, [(0, stats(error_rate=0.04)), (1, stats(error_rate=0.10)), (2, stats(error_rate=0.045)),
                           (3, stats(error_rate=0.04))],
                  [None, FIRING, None, RESOLVED], id="channel_error_rate_above with hysteresis"),
+    pytest.param(CHANNEL, [(0, stats(volume=30, mean_score=40)), (1, stats(volume=3, mean_score=45)),
+                           (2, stats(volume=0, mean_score=None)), (3, stats(volume=0, mean_score=None)),
+                           (4, stats(volume=30, mean_score=40))],
+                 [FIRING, None, RESOLVED, None, FIRING], id="a channel that goes quiet resolves on an empty window"),
+    pytest.param(NPS, [(0, stats(nps=-30, nps_responses=12)), (1, stats(nps=None, nps_responses=0, volume=8)),
+                       (2, stats(volume=0, nps=None, nps_responses=0))],
+                 [FIRING, None, RESOLVED], id="no NPS answers keep the alert; no touchpoints at all resolve it"),
 ]
 
 
@@ -178,3 +188,36 @@ def test_the_shipped_rules_fire_on_the_shipped_thresholds() -> None:
     assert [(e.rule, e.severity) for e in events] == [("channel_score_low", "critical")]
     _, events = evaluate_channel(rules, {}, "call", "", stats(volume=19, mean_score=10), at(0))
     assert events == []
+
+
+def test_a_quiet_resolution_says_so_and_has_no_value() -> None:
+    queue_rule = replace(CHANNEL, dimension="queue", channel="call")
+    events = run(queue_rule, [(at(0), stats(volume=30, mean_score=40)), (at(5), stats(volume=0, mean_score=None))],
+                 subject=("call", "billing"))
+    resolved = events[1]
+    assert resolved is not None and resolved.state == RESOLVED and math.isnan(resolved.value)
+    assert resolved.details == "mean score unknown on call queue=billing: quiet, no touchpoints in the window"
+
+
+@settings(max_examples=200)
+@given(st.sampled_from([BELOW, CHANNEL, ERRORS]), st.floats(0.01, 0.99), st.data())
+def test_hysteresis_never_flaps_on_a_value_oscillating_inside_the_band(rule: AlertRule, depth: float, data) -> None:
+    """Once fired, values between the threshold and threshold +/- hysteresis neither resolve nor re-fire."""
+    band = rule.hysteresis
+    assert band > 0
+    inside = st.floats(0, 0.999).map(
+        lambda share: rule.threshold + share * band if rule.fires_below else rule.threshold - share * band)
+    breach = rule.threshold - depth * 10 * band if rule.fires_below else rule.threshold + depth * 10 * band
+    values = [breach] + data.draw(st.lists(inside, min_size=1, max_size=30))
+    steps = [(at(minute), _given(rule, value)) for minute, value in enumerate(values)]
+    events = run(rule, steps)
+    assert events[0] is not None and events[0].state == FIRING
+    assert events[1:] == [None] * (len(values) - 1)
+
+
+def _given(rule: AlertRule, value: float) -> Any:
+    if rule.kind == "customer_score_below":
+        return customer(max(value, 0.0))
+    if rule.kind == "channel_score_below":
+        return stats(volume=30, mean_score=max(value, 0.0))
+    return stats(volume=60, error_rate=min(max(value, 0.0), 1.0))
