@@ -121,7 +121,7 @@ def summary(settings: Settings, worker: WorkerProcess) -> str:
         "    SELECT * FROM customer_journeys ORDER BY started_at DESC LIMIT 10;",
         "    SELECT customer_key, score FROM customer_latest ORDER BY score LIMIT 10;",
         "    SELECT rule, severity, customer_key, channel, value FROM alerts FINAL;",
-        "    SELECT * FROM channel_scores ORDER BY bucket_start DESC LIMIT 20;",
+        "    SELECT * FROM channel_scores FINAL ORDER BY window_end DESC LIMIT 20;",
     ]
     return "\n".join(lines)
 

@@ -93,6 +93,8 @@ class Topics:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_servers: str = ""
+    # May carry basic-auth credentials (https://user:pass@host), hence masked like a secret.
+    schema_registry_url: str = field(default="", repr=False)
     clickhouse_url: str = field(default="", repr=False)
     metrics_port: int = 9108
     topic_prefix: str = "touchpoints"
@@ -107,6 +109,9 @@ class Settings:
     default_country_code: str = ""
     session_timeout_seconds: float = 10.0
     log_level: str = "info"
+    # Alertmanager base URL (http://host:9093) the rule engine's alerts are pushed to via its v2
+    # API (sinks/alertmanager.py); empty: no push (alerts still go to Kafka, ClickHouse, metrics).
+    alertmanager_url: str = ""
     # "json" (one object per line, for log shippers), "text", or "auto": text on a terminal, else json.
     log_format: str = "auto"
     # SIGTERM: how long the worker may take to flush pending rows and commit before it must exit.
