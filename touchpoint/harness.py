@@ -13,12 +13,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from clickhouse_driver import Client
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from sinks.clickhouse import connect
 from touchpoint.localstack import free_port, terminate
+from touchpoint.security import kafka_python_config
 from touchpoint.settings import ENV_PREFIX, Settings
 
 
@@ -65,6 +67,30 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def uncommitted_messages(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """Per topic: end offsets minus the consumer group's committed offsets (Faust's group is the app id).
+
+    A partition the group never committed counts from offset 0. Zero everywhere means every message
+    of those topics was acknowledged and committed.
+    """
+    config = kafka_python_config(settings)
+    admin = KafkaAdminClient(**config, client_id="touchpoint-harness")
+    consumer = KafkaConsumer(**config, client_id="touchpoint-harness", enable_auto_commit=False)
+    try:
+        # kafka-python 3 renamed list_consumer_group_offsets(group) to list_group_offsets({group: None})
+        committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
+        partitions = [TopicPartition(topic, p) for topic in topics for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        behind: dict[str, int] = {}
+        for tp in partitions:
+            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+            behind[tp.topic] = behind.get(tp.topic, 0) + max(ends[tp] - done, 0)
+        return behind
+    finally:
+        consumer.close()
+        admin.close()
 
 
 def clickhouse_client(settings: Settings) -> Client:

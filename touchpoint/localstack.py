@@ -202,9 +202,19 @@ class LocalStack:
 
     def restart_clickhouse(self, down_seconds: float = 0.0) -> None:
         """Kill ClickHouse and bring it back on the same port and data (an outage)."""
-        server = self.servers["clickhouse"]
-        server.kill()
+        self.kill_clickhouse()
         time.sleep(down_seconds)
+        self.start_clickhouse_again()
+
+    def kill_clickhouse(self) -> None:
+        """SIGKILL the embedded ClickHouse: the start of an outage (fault injection)."""
+        if "clickhouse" not in self.servers:
+            raise LocalStackError("ClickHouse was not started by this stack, so it cannot be stopped here")
+        self.servers["clickhouse"].kill()
+
+    def start_clickhouse_again(self) -> None:
+        """Start the embedded ClickHouse on the port and data it had: the end of an outage."""
+        server = self.servers["clickhouse"]
         self.servers["clickhouse"] = start_clickhouse(self.workdir, server.port)
 
     def stop(self) -> None:
