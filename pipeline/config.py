@@ -134,6 +134,7 @@ class ScoringConfig:
 class CustomerConfig:
     half_life_seconds: int = _limits(1)
     at_risk_threshold: float = _limits(0, 100)
+    change_window_seconds: int = _limits(1)  # the rolling score's change is measured over this
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,6 +195,30 @@ def decay_score(previous: float | None, previous_ms: int | None, new: float, at_
     return (previous * previous_weight + new * new_weight) / (previous_weight + new_weight)
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeWindow:
+    """Where a customer's current change window began: the rolling score then, and when."""
+
+    baseline_score: float
+    baseline_ms: int
+
+
+def score_change(window: ChangeWindow | None, previous_score: float | None, rolling_score: float, at_ms: int,
+                 window_seconds: int) -> tuple[ChangeWindow, float]:
+    """The rolling score's change over the customer's change window, after a touchpoint at ``at_ms``.
+
+    ``previous_score`` is the rolling score before this touchpoint (None for the first one, whose
+    change is 0). A window begins at the first touchpoint after the previous window ran
+    ``window_seconds`` of event time, with the score as it stood just before that touchpoint; so
+    "-25" reads "25 points lower than at the start of this day's contacts". Kept in the
+    customer's state (two numbers), so it costs no history.
+    """
+    if window is None or at_ms - window.baseline_ms >= window_seconds * 1000:
+        baseline = previous_score if previous_score is not None else rolling_score
+        window = ChangeWindow(baseline, at_ms)
+    return window, round(rolling_score - window.baseline_score, _DECIMALS) + 0.0
+
+
 def dimension_of(event: Event) -> str:
     """The value of the channel's breakdown dimension, "" when the event does not carry it.
 

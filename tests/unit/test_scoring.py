@@ -23,6 +23,7 @@ from pipeline.scoring import (
     is_failed_contact,
     is_friction,
     is_promoter,
+    score_change,
 )
 
 CONFIG = load_model_config(None)
@@ -224,3 +225,22 @@ def test_nps_classes(answer: int, promoter: bool, detractor: bool) -> None:
 def test_a_score_off_the_scale_is_refused() -> None:
     with pytest.raises(ValueError):
         Score(100.5, ())
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # (hours after the first touchpoint, rolling score before, rolling score after) -> change
+        ([(0, None, 70.0)], [0.0]),
+        ([(0, None, 70.0), (2, 70.0, 50.0), (5, 50.0, 40.0)], [0.0, -20.0, -30.0]),
+        ([(0, None, 70.0), (2, 70.0, 50.0), (24, 50.0, 60.0)], [0.0, -20.0, 10.0]),  # a new day: from 50
+        ([(0, 60.0, 80.0), (1, 80.0, 90.0)], [20.0, 30.0]),  # measured from the score before the window
+    ],
+)
+def test_the_change_of_the_rolling_score_over_the_change_window(steps, expected) -> None:
+    window = None
+    changes = []
+    for hours, previous, rolling in steps:
+        window, change = score_change(window, previous, rolling, 1_700_000_000_000 + hours * HOUR_MS, 86400)
+        changes.append(change)
+    assert changes == expected
