@@ -92,6 +92,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_faults(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.faults import run_faults_command
+
+    return run_faults_command(settings, events=args.events, outage_seconds=args.outage_seconds,
+                              seed=args.seed, negative_control=args.negative_control,
+                              say=lambda line: print(line, file=sys.stderr, flush=True))
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.demo import run_demo
 
@@ -142,10 +150,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                       help="keep the servers up after the summary until Ctrl-C (default: when on a terminal)")
     add_ops_parsers(sub)
+    faults = sub.add_parser("faults", help="fault-injection suite on a local stack: kills, outage, rebalance; prints lost/duplicated")
+    faults.add_argument("--events", type=int, default=100_000, help="messages to produce (default 100000)")
+    faults.add_argument("--outage-seconds", type=float, default=30.0, help="how long ClickHouse stays down")
+    faults.add_argument("--seed", type=int, default=5)
+    faults.add_argument("--negative-control", action="store_true",
+                        help="run workers with the UNSAFE ack-before-write switch; passes when loss is caught")
     return root
 
 
 COMMANDS = {"worker": cmd_worker, "migrate": cmd_migrate, "generate": cmd_generate, "demo": cmd_demo}
+COMMANDS["faults"] = cmd_faults
 COMMANDS.update(OPS_COMMANDS)
 
 
