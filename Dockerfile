@@ -1,6 +1,6 @@
 # Touchpoint image: `docker build -t touchpoint .`, then `docker run touchpoint worker`
 # (or migrate, generate). Configuration is environment only: TOUCHPOINT_* (see
-# touchpoint/settings.py). A worker serves metrics on TOUCHPOINT_METRICS_PORT (9108) at /metrics.
+# touchpoint/settings.py). A worker serves /metrics, /healthz and /readyz on TOUCHPOINT_METRICS_PORT (9108).
 # Plain Dockerfile syntax: builds with BuildKit and with the legacy builder.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -32,9 +32,10 @@ COPY --from=build /opt/touchpoint /opt/touchpoint
 WORKDIR /var/lib/touchpoint
 USER 10001:10001
 EXPOSE 9108
-# Healthy = the metrics endpoint answers. Only `worker` serves it; compose turns the check off
-# for the one-shot `migrate` and `generate` commands.
+# Healthy = the worker's liveness endpoint answers (/healthz on the metrics port; /readyz says
+# whether it owns partitions and its ClickHouse writes succeed). Only `worker` serves it; compose
+# turns the check off for the one-shot `migrate`, `schemas register` and `generate` commands.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('TOUCHPOINT_METRICS_PORT', '9108'), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TOUCHPOINT_METRICS_PORT', '9108'), timeout=4)"
 ENTRYPOINT ["touchpoint"]
 CMD ["worker"]

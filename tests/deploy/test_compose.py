@@ -24,8 +24,8 @@ def test_docker_compose_config_is_valid():
 
 
 def test_expected_services(services):
-    assert {"kafka", "kafka-init", "karapace", "clickhouse", "migrate", "worker", "generator",
-            "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"kafka", "kafka-init", "karapace", "register-schemas", "clickhouse", "migrate", "worker",
+            "generator", "prometheus", "alertmanager", "grafana"} <= set(services)
 
 
 def test_images_are_pinned(services):
@@ -85,3 +85,22 @@ def test_mounted_files_exist(services):
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_schemas_are_registered_before_workers_and_generator_start(services):
+    register = services["register-schemas"]
+    assert register["command"] == ["schemas", "register"]
+    assert register["environment"]["TOUCHPOINT_SCHEMA_REGISTRY_URL"] == "http://karapace:8081"
+    assert register["depends_on"]["karapace"]["condition"] == "service_healthy"
+    assert register["healthcheck"] == {"disable": True}, "a one-shot command serves no /healthz"
+    for name in ("worker", "generator"):
+        assert services[name]["depends_on"]["register-schemas"]["condition"] == "service_completed_successfully"
+
+
+def test_every_touchpoint_service_runs_a_real_command(services):
+    """Each container built from the Dockerfile runs a `touchpoint` subcommand that exists."""
+    from touchpoint.cli import parser
+
+    for name, svc in services.items():
+        if "build" in svc:
+            parser().parse_args(svc["command"])  # exits (SystemExit) on an unknown command or option

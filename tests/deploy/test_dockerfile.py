@@ -37,7 +37,7 @@ def test_runs_as_non_root():
 def test_healthcheck_and_entrypoint():
     ins = instructions()
     health = [rest for kw, rest in ins if kw == "HEALTHCHECK"]
-    assert health and "127.0.0.1" in health[0] and "/metrics" in health[0] and "9108" in health[0]
+    assert health and "127.0.0.1" in health[0] and "/healthz" in health[0] and "9108" in health[0]
     entry = [rest for kw, rest in ins if kw == "ENTRYPOINT"]
     assert entry and json.loads(entry[-1]) == ["touchpoint"]
 

@@ -48,9 +48,10 @@ def test_worker_resources_and_probes(worker):
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
     (config,) = by_kind("ConfigMap")
     assert str(port) == config["data"]["TOUCHPOINT_METRICS_PORT"]
-    for probe in ("livenessProbe", "readinessProbe"):
+    paths = {"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+    for probe, path in paths.items():
         get = container[probe]["httpGet"]
-        assert get["path"] == "/metrics" and get["port"] in ("metrics", port)
+        assert get["path"] == path and get["port"] in ("metrics", port), probe
     annotations = worker["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
 
@@ -83,3 +84,30 @@ def test_podmonitor_selects_the_worker_pods(worker):
 def test_non_root(worker):
     spec = worker["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+def test_jobs_run_real_commands_with_the_same_configuration():
+    from touchpoint.cli import parser
+
+    jobs = {job["metadata"]["name"]: job for job in by_kind("Job")}
+    assert {"touchpoint-migrate", "touchpoint-register-schemas"} <= set(jobs)
+    (config,) = by_kind("ConfigMap")
+    (secret,) = by_kind("Secret")
+    for name, job in jobs.items():
+        spec = job["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        parser().parse_args(container["args"])  # SystemExit on an unknown command
+        refs = {next(iter(ref)): next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+        assert refs == {"configMapRef": config["metadata"]["name"], "secretRef": secret["metadata"]["name"]}, name
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert "requests" in container["resources"], name
+    assert jobs["touchpoint-register-schemas"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "schemas", "register"]
+    assert config["data"]["TOUCHPOINT_SCHEMA_REGISTRY_URL"].startswith("http")
+
+
+def test_replicas_leave_room_for_the_surge_pod(worker):
+    """With maxSurge 1 and readiness on owning partitions, replicas + 1 must not exceed partitions."""
+    (config,) = by_kind("ConfigMap")
+    surge = worker["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert worker["spec"]["replicas"] + surge <= int(config["data"]["TOUCHPOINT_PARTITIONS"])
