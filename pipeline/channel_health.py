@@ -94,6 +94,14 @@ class ChannelHealth:
         figures, self._figures = self._figures, []
         return figures
 
+    def figures_now(self) -> list[ChannelFigure]:
+        """The reported windows ending at the watermark, for the gauges (empty before any event)."""
+        watermark = self.windows.watermark_ms
+        if watermark is None:
+            return []
+        windows = self.config.windows
+        return channel_figures(self.windows, watermark, windows.report_windows_seconds, windows.dimension_top_n)
+
     def channel_totals(self) -> dict[str, WindowStats]:
         """Current alert window per channel, for the gauges."""
         watermark = self.windows.watermark_ms

@@ -2,8 +2,10 @@
 
 :class:`pipeline.channel_health.ChannelHealth` takes a snapshot of every reported window at each
 evaluation tick of event time (:func:`channel_figures`); the worker drains them on a timer and
-turns them into rows and gauges with :func:`channel_report`. Snapshots are taken in event time,
-so a replay writes the same rows (same window ends, same figures) as the live run did.
+turns them into rows, and the current figures into gauge values, with :func:`channel_report`.
+Snapshots are taken in event time, so a replay in event-time order writes the same rows as the
+live run did. A row holds what had arrived when event time crossed its window end: a late
+touchpoint counts in the windows that end after its arrival, not in rows already written.
 
 Bounded by construction: per channel, the total, the top N dimension values and "(other)", for
 each configured window length. No customer identifier ever reaches a row or a label.
@@ -66,20 +68,18 @@ def channel_figures(windows: ChannelWindows, at_ms: int, window_sizes: Sequence[
     return figures
 
 
-def channel_report(figures: Iterable[ChannelFigure], version: int) -> ChannelReport:
-    """Rows for every figure, and for the gauges the figures of the newest snapshot only.
+def channel_report(ticks: Iterable[ChannelFigure], version: int,
+                   current: Iterable[ChannelFigure] = ()) -> ChannelReport:
+    """Rows for the figures snapshotted at ticks; gauge values from the ``current`` figures.
 
-    ``version`` orders rewrites of the same window (a late event can change a window that was
-    already written): pass something that grows, such as the wall-clock time in milliseconds.
+    The worker calls it on a timer with ``health.take_figures()`` and ``health.figures_now()``:
+    rows stay one per minute of event time, while the gauges follow the watermark. ``version``
+    orders rewrites of the same window end (a replay after a restart writes it again): pass
+    something that grows, such as the wall-clock time in milliseconds.
     """
-    figures = list(figures)
-    rows = [channel_score_row(figure, version) for figure in figures]
-    newest = max((figure.window_end_ms for figure in figures), default=None)
-    gauges = {
-        (figure.channel, figure.dimension, window_label(figure.window_seconds)): figure.stats
-        for figure in figures
-        if figure.window_end_ms == newest
-    }
+    rows = [channel_score_row(figure, version) for figure in ticks]
+    gauges = {(figure.channel, figure.dimension, window_label(figure.window_seconds)): figure.stats
+              for figure in current}
     return ChannelReport(rows, gauges)
 
 

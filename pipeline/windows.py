@@ -165,14 +165,14 @@ class ChannelWindows:
         name), then :data:`OTHER` for the rest of the channel total (values beyond the top N and
         touchpoints without a value) when anything is left. A channel whose window holds no
         dimension value at all has no breakdown: an empty list, not an "(other)" copy of it."""
-        counted = [
-            (dimension, self._counts(channel, dimension, now_ms, window_seconds))
-            for subject_channel, dimension in self._buckets
+        oldest, newest = self._bucket_range(now_ms, window_seconds)
+        volumes = [  # ranking needs volumes only: cheaper than the full counts of every value
+            (dimension, sum(b.volume for i, b in buckets.items() if oldest < i <= newest))
+            for (subject_channel, dimension), buckets in self._buckets.items()
             if subject_channel == channel and dimension != CHANNEL_TOTAL
         ]
-        counted = [(dimension, counts) for dimension, counts in counted if counts.volume]
-        counted.sort(key=lambda item: (-item[1].volume, item[0]))
-        top = counted[:n]
+        ranked = sorted((item for item in volumes if item[1]), key=lambda item: (-item[1], item[0]))
+        top = [(dimension, self._counts(channel, dimension, now_ms, window_seconds)) for dimension, _ in ranked[:n]]
         rest = self._counts(channel, CHANNEL_TOTAL, now_ms, window_seconds)
         for _, counts in top:
             rest.subtract(counts)
@@ -183,12 +183,16 @@ class ChannelWindows:
         """Every (channel, dimension) with touchpoints in the kept buckets, sorted."""
         return sorted(self._buckets)
 
-    def _counts(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None) -> _Counts:
+    def _bucket_range(self, now_ms: int, window_seconds: int | None) -> tuple[int, int]:
+        """The bucket indexes (oldest excluded, newest included) of the window ending at now_ms."""
         buckets = self._buckets_per_window
         if window_seconds is not None:
             buckets = min(buckets, window_seconds * 1000 // self._bucket_ms)
         newest = now_ms // self._bucket_ms
-        oldest = newest - buckets
+        return newest - buckets, newest
+
+    def _counts(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None) -> _Counts:
+        oldest, newest = self._bucket_range(now_ms, window_seconds)
         counts = _Counts()
         for index, bucket in self._buckets.get((channel, dimension), {}).items():
             if oldest < index <= newest:

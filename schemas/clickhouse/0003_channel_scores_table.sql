@@ -1,8 +1,8 @@
 -- channel_scores becomes a real table, written by the workers (pipeline/channel_scores.py) at
 -- every evaluation tick of event time (1 min): per channel, its total (dimension '') and its top N
 -- dimension values plus '(other)', for each reported window (window_seconds 300 and 3600 by
--- default). A late event can change a window already written: the row is written again with a
--- higher version (wall-clock ms), and FINAL or argMax(..., version) reads the latest.
+-- default). A row holds the touchpoints that had arrived when event time crossed its window end;
+-- a replay writes the same window end again with a higher version (wall-clock ms): read FINAL.
 --
 -- Replaces the 0002 view of the same name (DROP TABLE drops a view on 18.16, which has no
 -- DROP VIEW). The runner applies this file once (schema_migrations). Re-running it after a

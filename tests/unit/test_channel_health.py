@@ -84,3 +84,14 @@ def test_dimension_subjects_stay_bounded_by_the_tracked_values(values: int) -> N
     assert len(health.windows.subjects()) == 1 + min(values, limit)
     reported = {f.dimension for f in health.take_figures()}
     assert len(reported) <= 1 + health.config.windows.dimension_top_n + 1
+
+
+def test_the_current_figures_follow_the_watermark_between_ticks() -> None:
+    health = ChannelHealth(load_model_config())
+    assert health.figures_now() == []
+    touch(health, 2, "call", T0 + SECOND, 50.0, {"queue": "billing"})
+    touch(health, 1, "call", T0 + 30 * SECOND, 80.0, {"queue": "billing"})  # no tick crossed
+    now = {(f.dimension, f.window_seconds): (f.window_end_ms, f.stats.volume) for f in health.figures_now()}
+    assert now == {("", 300): (T0 + 30 * SECOND, 3), ("billing", 300): (T0 + 30 * SECOND, 3),
+                   ("", 3600): (T0 + 30 * SECOND, 3), ("billing", 3600): (T0 + 30 * SECOND, 3)}
+    assert health.take_figures() == []  # the current figures are no snapshot

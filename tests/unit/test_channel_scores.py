@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from pipeline.channel_scores import ChannelFigure, channel_figures, channel_report, window_label
@@ -86,10 +88,10 @@ def test_figures_per_channel_and_window_and_the_report() -> None:
     assert keys == [("call", "", 300), ("call", "billing", 300), ("call", OTHER, 300),
                     ("call", "", 3600), ("call", "billing", 3600), ("call", OTHER, 3600),
                     ("web", "", 300), ("web", "", 3600)]
-    later = [ChannelFigure("web", "", 300, T0 + 70 * SECOND, figures[-2].stats)]
-    report = channel_report(figures + later, version=7)
-    assert len(report.rows) == 9
-    assert set(report.gauges) == {("web", "", "5m")}  # the newest snapshot only
+    current = [ChannelFigure("web", "", 300, T0 + 70 * SECOND, figures[-2].stats)]
+    report = channel_report(figures, version=7, current=current)
+    assert len(report.rows) == 8
+    assert set(report.gauges) == {("web", "", "5m")}  # the gauges show the current figures only
     row = report.rows[1]
     assert set(row) == set(TABLE_COLUMNS["channel_scores"])
     assert (row["dimension_name"], row["dimension"], row["volume"], row["version"]) == ("queue", "billing", 5, 7)
@@ -124,3 +126,22 @@ def test_window_settings_are_validated_with_the_key_named(path: str, value: obje
     with pytest.raises(ConfigError) as error:
         parse_model_config(edited(path, value))
     assert str(error.value).startswith(message)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", "a", "b", "c", "d", "e"]), st.integers(0, 600), st.floats(0, 100)),
+                min_size=1, max_size=60),
+       st.integers(1, 4), st.integers(1, 6), st.sampled_from([60, 300, 600]))
+def test_reported_values_always_add_up_to_the_channel_total(touchpoints, n, tracked, window) -> None:
+    w = ChannelWindows(600, 10, max_tracked_values=tracked)
+    for dimension, second, score in touchpoints:
+        w.add("store", dimension, T0 + second * SECOND, score, None, score < 50, False)
+    at = T0 + 600 * SECOND
+    total = w.snapshot("store", "", at, window)
+    reported = w.top_values("store", at, window, n)
+    assert len(reported) <= n + 1
+    assert all(stats.volume > 0 for _, stats in reported)
+    if any(dimension != OTHER for dimension, _ in reported):
+        assert sum(stats.volume for _, stats in reported) == total.volume
+        assert sum(stats.friction_rate * stats.volume for _, stats in reported) == pytest.approx(
+            total.friction_rate * total.volume)
