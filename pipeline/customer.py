@@ -85,7 +85,10 @@ class Emitted:
 class CustomerStep:
     """The step with its configuration bound once."""
 
-    def __init__(self, config: ModelConfig, recent_limit: int = 32, unfolded_limit: int = 48) -> None:
+    def __init__(self, config: ModelConfig, recent_limit: int = 16, unfolded_limit: int = 48) -> None:
+        """``recent_limit``: event ids in the seen-ring (replays of older events are still caught
+        while their touchpoint is in a journey of the state). ``unfolded_limit``: touchpoints per
+        journey kept one by one within the lateness (see ``pipeline.journeys.fold``)."""
         self.config = config
         self.rules = config.journeys
         self.model = ScoringModel(config.scoring)

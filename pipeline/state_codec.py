@@ -32,6 +32,16 @@ def _segment_in(d: list[Any]) -> Segment:
     return Segment(d[0], d[1], d[2], d[3], d[4], tuple(d[5]), d[6], d[7], d[8], d[9], tuple(d[10]))
 
 
+def _seen_out(seen: Seen) -> list[Any]:
+    flags = int(seen.repeat_contact) | int(seen.channel_switch) << 1 | int(seen.late) << 2
+    return [seen.event_id, seen.journey_id, seen.seq, flags]
+
+
+def _seen_in(d: list[Any]) -> Seen:
+    event_id, journey_id, seq, flags = d
+    return Seen(event_id, journey_id, seq, bool(flags & 1), bool(flags & 2), bool(flags & 4))
+
+
 def _journey_out(j: Journey) -> list[Any]:
     return [j.journey_id, [_segment_out(s) for s in j.segments], list(j.merged), int(j.closed)]
 
@@ -50,7 +60,7 @@ def state_to_json(state: CustomerState) -> bytes:
         "n": state.touchpoints,
         "v": state.lifetime_value,
         "c": state.last_call_ms,
-        "s": [astuple(seen) for seen in state.recent],
+        "s": [_seen_out(seen) for seen in state.recent],
         "a": {name: astuple(rule_state) for name, rule_state in state.alert_states.items()},
     })
 
@@ -68,6 +78,6 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
         touchpoints=data["n"],
         lifetime_value=data["v"],
         last_call_ms=data["c"],
-        recent=tuple(Seen(*seen) for seen in data["s"]),
+        recent=tuple(_seen_in(seen) for seen in data["s"]),
         alert_states={name: RuleState(*values) for name, values in data["a"].items()},
     )

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -21,7 +21,8 @@ from pipeline.state_codec import state_from_json, state_to_json
 
 CONFIG = load_model_config()
 STEP = CustomerStep(CONFIG)
-LATENESS_MS = CONFIG.journeys.allowed_lateness_seconds * 1000
+# A lateness longer than the web gap: a late touchpoint can then also split a journey.
+LONG_STEP = CustomerStep(replace(CONFIG, journeys=replace(CONFIG.journeys, allowed_lateness_seconds=2400)))
 BASE_MS = 1_700_000_000_000
 END_OF_TIME = BASE_MS + 10**12
 MINUTE = 60_000
@@ -53,26 +54,33 @@ def make_events(spec: list[tuple[int, str, str]], prefix: str = "ev") -> list[Ev
     return events
 
 
-def within_lateness(events: list[Event], jitter: list[int]) -> list[Event]:
-    """An arrival order where no event is more than the lateness behind the newest before it."""
-    return [e for _, e in sorted(zip(jitter, events), key=lambda pair: pair[1].occurred_at_ms + pair[0])]
+def lateness_ms(step: CustomerStep) -> int:
+    return step.rules.allowed_lateness_seconds * 1000
+
+
+def within_lateness(events: list[Event], jitter: list[float], step: CustomerStep = STEP) -> list[Event]:
+    """An arrival order where no event is more than the lateness behind the newest before it:
+    sorted by event time plus a delay of up to the lateness (``jitter`` in [0, 1])."""
+    delay = lateness_ms(step)
+    return [e for _, e in sorted(zip(jitter, events), key=lambda pair: pair[1].occurred_at_ms + int(pair[0] * delay))]
 
 
 @dataclass
 class Run:
-    states: dict[str, CustomerState]
-    views: Views
-    emitted: list[Emitted]
+    step: CustomerStep = STEP
+    views: Views = field(default_factory=Views)
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    emitted: list[Emitted] = field(default_factory=list)
 
     def apply(self, key: str, event: Event) -> Emitted:
-        self.states[key], out = STEP.apply_event(self.states.get(key), key, event)
+        self.states[key], out = self.step.apply_event(self.states.get(key), key, event)
         self.views.write(out)
         self.emitted.append(out)
         return out
 
     def finish(self) -> Run:
         for key, state in list(self.states.items()):
-            result = STEP.close_if_idle(state, key, END_OF_TIME)
+            result = self.step.close_if_idle(state, key, END_OF_TIME)
             if result is not None:
                 self.states[key], out = result
                 self.views.write(out)
@@ -80,30 +88,49 @@ class Run:
         return self
 
 
-def process(events: list[Event], key: str = "cust-1") -> Run:
-    run = Run({}, Views(), [])
+def process(events: list[Event], step: CustomerStep = STEP, key: str = "cust-1") -> Run:
+    run = Run(step)
     for event in events:
         run.apply(key, event)
     return run.finish()
 
 
-jitters = st.lists(st.integers(0, LATENESS_MS), min_size=40, max_size=40)
+jitters = st.lists(st.integers(0, 1000).map(lambda n: n / 1000), min_size=40, max_size=40)
+steps = st.sampled_from([STEP, LONG_STEP])
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(touch, min_size=1, max_size=30), jitters)
-def test_any_order_within_the_lateness_gives_the_same_journeys(spec, jitter) -> None:
+@given(st.lists(touch, min_size=1, max_size=30), jitters, steps)
+def test_any_order_within_the_lateness_gives_the_same_journeys(spec, jitter, step) -> None:
     events = make_events(spec)
-    in_order = process(events).views.summary()
-    shuffled = process(within_lateness(events, jitter))
+    in_order = process(events, step).views.summary()
+    shuffled = process(within_lateness(events, jitter, step), step)
     assert shuffled.views.summary() == in_order
     assert not any(out.late for out in shuffled.emitted)
 
 
+# sampled_from rather than integers: hypothesis favours small integers, and these gaps must
+# straddle the web gap (15 min), the lateness (40 min) and the call gap (60 min) evenly.
+dense_gaps = st.sampled_from([0, 2, 5, 8, 11, 14, 16, 19, 23, 27, 31, 35, 39, 44]).map(lambda m: m * MINUTE)
+dense_touch = st.tuples(dense_gaps, st.sampled_from(["web", "call"]),
+                       st.sampled_from(["view", "view", "view", "purchase"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(dense_touch, min_size=2, max_size=8), st.lists(st.booleans(), min_size=8, max_size=8))
+def test_late_touchpoints_that_split_or_bridge_journeys_land_where_event_time_puts_them(spec, jitter) -> None:
+    """Dense traffic with a lateness longer than the web gap: late touchpoints often bridge two
+    journeys or cut one, so touchpoints written earlier must follow (moved and merged rows).
+    Each touchpoint is delayed by nothing or by the whole lateness: the extremes reorder most."""
+    events = make_events(spec)
+    shuffled = process(within_lateness(events, [float(j) for j in jitter], LONG_STEP), LONG_STEP)
+    assert shuffled.views.summary() == process(events, LONG_STEP).views.summary()
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(touch, min_size=1, max_size=30), jitters)
-def test_every_touchpoint_is_in_exactly_one_live_journey_whose_row_counts_it(spec, jitter) -> None:
-    views = process(within_lateness(make_events(spec), jitter)).views
+@given(st.lists(touch, min_size=1, max_size=30), jitters, steps)
+def test_every_touchpoint_is_in_exactly_one_live_journey_whose_row_counts_it(spec, jitter, step) -> None:
+    views = process(within_lateness(make_events(spec), jitter, step), step).views
     summary = views.summary()
     members = [e for m, *_ in summary.values() for e in m]
     assert sorted(members) == sorted(views.tables["touchpoints"])
@@ -113,20 +140,20 @@ def test_every_touchpoint_is_in_exactly_one_live_journey_whose_row_counts_it(spe
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(touch, min_size=1, max_size=30), st.lists(st.booleans(), min_size=30, max_size=30),
-       jitters, st.integers(0, 30))
-def test_absorbing_an_anonymous_key_gives_the_journeys_of_one_customer(spec, anonymous, jitter, cut) -> None:
+       jitters, st.integers(0, 30), steps)
+def test_absorbing_an_anonymous_key_gives_the_journeys_of_one_customer(spec, anonymous, jitter, cut, step) -> None:
     """Anonymous touchpoints first go to their own key; at the link that state moves to the
     customer, and the customer's touchpoints arrive before and after, all within the lateness:
     the hand-over comes while the anonymous touchpoints are within the lateness of the newest
     touchpoint seen (an older anonymous history keeps journeys of its own, see docs/design.md)."""
     events = make_events(spec)
-    arrival = within_lateness(events, jitter)
+    arrival = within_lateness(events, jitter, step)
     owner = {e.event_id: "anon-1" if a else "cust-1" for e, a in zip(events, anonymous)}
     last_anonymous = max((i for i, e in enumerate(arrival) if owner[e.event_id] == "anon-1"), default=-1)
     absorb_at = max(last_anonymous + 1, min(cut, len(arrival)))
     newest = max((e.occurred_at_ms for e in arrival[:absorb_at]), default=0)
-    assume(all(e.occurred_at_ms >= newest - LATENESS_MS for e in arrival if owner[e.event_id] == "anon-1"))
-    run = Run({}, Views(stitched={"anon-1": "cust-1"}), [])
+    assume(all(e.occurred_at_ms >= newest - lateness_ms(step) for e in arrival if owner[e.event_id] == "anon-1"))
+    run = Run(step, Views(stitched={"anon-1": "cust-1"}))
     for index, event in enumerate(arrival):
         if index == absorb_at:
             absorb(run)
@@ -134,16 +161,16 @@ def test_absorbing_an_anonymous_key_gives_the_journeys_of_one_customer(spec, ano
     if absorb_at >= len(arrival):
         absorb(run)
     run.finish()
-    assert run.views.summary() == process(events).views.summary()
+    assert run.views.summary() == process(events, step).views.summary()
     state = run.states["cust-1"]
     assert state.touchpoints == len(events)
 
 
 def absorb(run: Run) -> None:
     absorbed = run.states.pop("anon-1", None)
-    run.states["cust-1"], out = STEP.absorb(run.states.get("cust-1"), "cust-1", absorbed, "anon-1")
+    run.states["cust-1"], out = run.step.absorb(run.states.get("cust-1"), "cust-1", absorbed, "anon-1")
     run.views.write(out)
-    again, replayed = STEP.absorb(run.states["cust-1"], "cust-1", absorbed, "anon-1")
+    again, replayed = run.step.absorb(run.states["cust-1"], "cust-1", absorbed, "anon-1")
     assert again == run.states["cust-1"] and replayed.duplicate == (absorbed is not None)
     run.views.write(replayed)
 
@@ -154,7 +181,7 @@ def test_replaying_an_event_changes_nothing(spec, jitter, data) -> None:
     arrival = within_lateness(make_events(spec), jitter)
     replay_after = data.draw(st.integers(0, len(arrival) - 1))
     replayed = data.draw(st.integers(0, replay_after))
-    run = Run({}, Views(), [])
+    run = Run()
     for index, event in enumerate(arrival):
         run.apply("cust-1", event)
         if index == replay_after:
@@ -167,7 +194,7 @@ def test_replaying_an_event_changes_nothing(spec, jitter, data) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(touch, min_size=1, max_size=40), jitters, st.integers(0, 39))
 def test_state_round_trips_through_the_codec(spec, jitter, stop) -> None:
-    run = Run({}, Views(), [])
+    run = Run()
     for event in within_lateness(make_events(spec), jitter)[:stop + 1]:
         run.apply("cust-1", event)
         state = run.states["cust-1"]
