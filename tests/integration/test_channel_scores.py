@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 from pipeline.channel_scores import channel_figures, channel_report
 from pipeline.model import Feedback
@@ -56,3 +59,28 @@ def test_migration_0003_replaces_the_view_with_a_table_and_rows_round_trip(setti
     assert other[3] == 3 and other[5] == 5.0  # two sales calls and the queue-less call
     assert other[4] == -100.0
     assert not any(isinstance(v, float) and math.isnan(v) for v in billing)
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "touchpoint.json"
+
+
+def test_every_clickhouse_panel_of_the_dashboard_runs_on_clickhouse_18(settings: Settings) -> None:
+    """Grafana's macros expanded as its ClickHouse plugin does; cx. pointed at the test database."""
+    migrate(settings.clickhouse)
+    database = settings.clickhouse.database
+    ClickHouseWriter(settings.clickhouse).insert("channel_scores", _report(version=1).rows)
+    panels = [panel for panel in json.loads(DASHBOARD.read_text())["panels"]
+              if panel.get("datasource", {}).get("type") == "grafana-clickhouse-datasource"]
+    assert panels
+    client = clickhouse_client(settings)
+    try:
+        for panel in panels:
+            for target in panel["targets"]:
+                sql = re.sub(r"\$__timeFilter\((\w+)\)",
+                             r"\1 >= toDateTime(1699990000) AND \1 <= toDateTime(1700010000)", target["rawSql"])
+                sql = sql.replace("cx.", f"{database}.")
+                rows = client.execute(sql)
+                if "channel_scores" in sql:
+                    assert rows, panel["title"]  # the written window is found by the panel
+    finally:
+        client.disconnect()
