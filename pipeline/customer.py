@@ -31,7 +31,7 @@ Row = dict[str, Any]
 
 __all__ = ["CustomerState", "CustomerStep", "Emitted", "Seen", "alert_row", "journey_id_for"]
 
-TABLES = ("touchpoints", "journeys", "touchpoint_journeys", "customer_scores", "alerts")
+TABLES = ("touchpoints", "journeys", "journey_merges", "touchpoint_journeys", "customer_scores", "alerts")
 MERGED_STATUS = "merged"
 _ABSORBED = "absorbed:"  # prefix of the seen-ring entry that marks an absorbed key
 
@@ -229,7 +229,7 @@ class CustomerStep:
             if closes_at >= horizon:
                 kept.append(fold(journey, horizon, self.unfolded_limit, max_scores))
         for old_id, survivor in regrouped.merged.items():
-            emitted.rows["journeys"].append(_merged_row(key, old_id, survivor, state.seq))
+            _add_merged(emitted, key, old_id, survivor, state.seq)
         emitted.merged_journeys += len(regrouped.merged)
         emitted.rows["touchpoint_journeys"].extend(
             _membership_row(key, event_id, journey_id, state.seq) for event_id, journey_id in regrouped.moved.items()
@@ -249,7 +249,8 @@ class CustomerStep:
             summary = journey.summary(max_scores)
             closed = state.watermark_ms > closes_at_ms(summary, self.rules)
             emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, state.seq))
-            emitted.rows["journeys"].extend(_merged_row(key, alias, journey.journey_id, state.seq) for alias in journey.merged)
+            for alias in journey.merged:
+                _add_merged(emitted, key, alias, journey.journey_id, state.seq)
             emitted.rows["touchpoint_journeys"].extend(
                 _membership_row(key, event_id, journey.journey_id, state.seq) for event_id in journey.touch_ids)
         return emitted
@@ -341,7 +342,6 @@ class CustomerStep:
             "score": score.value,
             "component_names": [name for name, _ in score.components],
             "component_points": [points for _, points in score.components],
-            "merged_into": "",
             "version": seq,
         }
 
@@ -372,15 +372,17 @@ def _place(journeys: Iterable[Journey], event_id: str) -> tuple[Journey, Segment
     raise LookupError(f"event {event_id} was not placed in any journey")
 
 
-def _merged_row(key: str, journey_id: str, survivor: str, seq: int) -> Row:
-    """A new version of a journey that became part of ``survivor``; the views leave it out."""
-    return {
+def _add_merged(emitted: Emitted, key: str, journey_id: str, survivor: str, seq: int) -> None:
+    """A journey that became part of ``survivor``: a new version of its row with status
+    ``merged``, which the views leave out, and the survivor its touchpoints now belong to."""
+    emitted.rows["journeys"].append({
         "journey_id": journey_id, "customer_key": key, "started_at": 0, "ended_at": 0,
         "started_at_ms": 0, "ended_at_ms": 0, "channels": [], "channel_switches": 0,
         "touchpoint_count": 0, "duration_seconds": 0.0, "status": MERGED_STATUS, "outcome": "",
-        "score": 0.0, "component_names": [], "component_points": [], "merged_into": survivor,
-        "version": seq,
-    }
+        "score": 0.0, "component_names": [], "component_points": [], "version": seq,
+    })
+    emitted.rows["journey_merges"].append(
+        {"journey_id": journey_id, "customer_key": key, "merged_into": survivor, "version": seq})
 
 
 def _membership_row(key: str, event_id: str, journey_id: str, seq: int) -> Row:

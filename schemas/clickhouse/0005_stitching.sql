@@ -1,22 +1,32 @@
 -- Back-stitching and journey merges, shown by the BI views without rewriting any table.
 --
--- * journeys.merged_into: a journey that became part of another (a late touchpoint bridged the
---   two, or an anonymous journey was stitched onto a customer's) gets a new row version with
---   status 'merged' and the surviving journey id; customer_journeys leaves it out, so it is never
---   an orphan.
+-- * journey_merges: a journey that became part of another (a late touchpoint bridged the two, or
+--   an anonymous journey was stitched onto a customer's) gets a new version of its journeys row
+--   with status 'merged', which customer_journeys leaves out (never an orphan), and a row here
+--   naming the surviving journey. Merge rows always name the final survivor (one hop).
 -- * touchpoint_journeys: the journey a touchpoint belongs to when it changed after its row was
 --   written (a late touchpoint split or bridged journeys); the latest version wins.
--- * customer_touchpoints: journey = the moved-to journey if any, then followed to its survivor
---   if that journey was merged (merged rows always name the final survivor, one hop).
+-- * customer_touchpoints: journey = the moved-to journey if any, then its survivor if that
+--   journey's latest row is 'merged'. Customer = the stitched customer of an anonymous key.
 -- * touchpoints.late already exists (0001): 1 for an event beyond the allowed lateness, stored
 --   in no journey.
 --
 -- Views read the latest version with argMax, not FINAL plus WHERE: a filter on a non-key column
 -- may be applied before FINAL collapses versions. ClickHouse 18.16 allows one JOIN per SELECT,
--- hence the nesting. Idempotent: ADD COLUMN IF NOT EXISTS, CREATE ... IF NOT EXISTS, and views
--- are dropped (DROP TABLE drops a view on 18.16) and created again.
+-- hence the nesting, and has no ADD COLUMN IF NOT EXISTS, hence new tables rather than columns.
+-- Idempotent: CREATE TABLE IF NOT EXISTS, and views dropped (DROP TABLE drops a view on 18.16)
+-- and created again.
 
-ALTER TABLE {database}.journeys ADD COLUMN IF NOT EXISTS merged_into String DEFAULT '';
+CREATE TABLE IF NOT EXISTS {database}.journey_merges
+(
+    journey_id String,
+    customer_key String,
+    merged_into String,
+    version UInt64,
+    written_at DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY journey_id;
 
 CREATE TABLE IF NOT EXISTS {database}.touchpoint_journeys
 (
@@ -29,19 +39,23 @@ CREATE TABLE IF NOT EXISTS {database}.touchpoint_journeys
 ENGINE = ReplacingMergeTree(version)
 ORDER BY event_id;
 
-DROP TABLE IF EXISTS {database}.journey_merges;
+DROP TABLE IF EXISTS {database}.journey_survivors;
 
-CREATE VIEW IF NOT EXISTS {database}.journey_merges AS
+CREATE VIEW IF NOT EXISTS {database}.journey_survivors AS
 SELECT merged_journey_id, survivor_journey_id
 FROM
 (
-    SELECT journey_id AS merged_journey_id,
-           argMax(status, version) AS latest_status,
-           argMax(merged_into, version) AS survivor_journey_id
+    SELECT journey_id AS merged_journey_id, argMax(status, version) AS latest_status
     FROM {database}.journeys
     GROUP BY journey_id
+    HAVING latest_status = 'merged'
 )
-WHERE latest_status = 'merged';
+ANY INNER JOIN
+(
+    SELECT journey_id AS merged_journey_id, argMax(merged_into, version) AS survivor_journey_id
+    FROM {database}.journey_merges
+    GROUP BY journey_id
+) USING merged_journey_id;
 
 DROP TABLE IF EXISTS {database}.customer_touchpoints;
 
@@ -87,7 +101,7 @@ FROM
     ANY LEFT JOIN
     (
         SELECT merged_journey_id AS assigned_journey_id, survivor_journey_id
-        FROM {database}.journey_merges
+        FROM {database}.journey_survivors
     ) USING assigned_journey_id
 )
 ANY LEFT JOIN {database}.identity_stitching USING attributed_key;
