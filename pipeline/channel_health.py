@@ -12,7 +12,8 @@ them. Quiet evaluations judge alerts but take no snapshot, so rows stay one per 
 A channel (or dimension value) that goes quiet while an alert on it fires is still evaluated:
 once its alert window holds no touchpoint at all, the alert resolves (see
 ``pipeline.alerting.evaluate_channel``). If the whole stream stops, event time stops with it and
-alerts stay as last judged; the pipeline alerts (CXProcessingStalled) cover that case.
+alerts stay as last judged unless the worker passes its wall-clock idle time to
+``evaluate_quiet``, which then lets event time move on with the wall clock.
 """
 
 from __future__ import annotations
@@ -62,16 +63,24 @@ class ChannelHealth:
             self._next_tick_ms += self._every_ms
         return alerts
 
-    def evaluate_quiet(self) -> list[AlertEvent]:
+    def evaluate_quiet(self, idle_seconds: float = 0.0) -> list[AlertEvent]:
         """For a timer: judge the window at the watermark when event time has stopped moving.
 
         A live burst shorter than the evaluation interval would otherwise wait for the next event.
+        ``idle_seconds`` is the wall-clock time since this worker last observed a touchpoint (the
+        worker measures it; 0 for replays): while the whole stream is idle, event time is taken
+        to move on with the wall clock, in whole buckets, so a firing alert whose window empties
+        resolves as "quiet" even though no event comes to move event time.
         """
         watermark = self.windows.watermark_ms
-        if watermark is None or watermark == self._quiet_evaluated_ms:
+        if watermark is None:
             return []
-        self._quiet_evaluated_ms = watermark
-        return self.evaluate(watermark)
+        bucket_ms = self.windows.bucket_seconds * 1000
+        at_ms = watermark + int(max(idle_seconds, 0.0) * 1000) // bucket_ms * bucket_ms
+        if at_ms == self._quiet_evaluated_ms:
+            return []
+        self._quiet_evaluated_ms = at_ms
+        return self.evaluate(at_ms)
 
     def evaluate(self, at_ms: int) -> list[AlertEvent]:
         """Judge every subject with kept touchpoints, and every subject with remembered state."""

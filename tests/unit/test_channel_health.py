@@ -95,3 +95,15 @@ def test_the_current_figures_follow_the_watermark_between_ticks() -> None:
     assert now == {("", 300): (T0 + 30 * SECOND, 3), ("billing", 300): (T0 + 30 * SECOND, 3),
                    ("", 3600): (T0 + 30 * SECOND, 3), ("billing", 3600): (T0 + 30 * SECOND, 3)}
     assert health.take_figures() == []  # the current figures are no snapshot
+
+
+@pytest.mark.parametrize("idle_seconds, resolved", [(0, False), (120, False), (299, False), (310, True), (3600, True)])
+def test_an_idle_stream_lets_a_firing_alert_resolve_once_wall_time_empties_its_window(idle_seconds: float,
+                                                                                      resolved: bool) -> None:
+    health = ChannelHealth(load_model_config())
+    touch(health, 30, "web", T0 + SECOND, 20.0)  # the last traffic of the whole stream
+    assert [(a.rule, a.state) for a in health.evaluate_quiet()] == [("channel_score_low", FIRING)]
+    alerts = health.evaluate_quiet(idle_seconds=idle_seconds)
+    assert [(a.rule, a.state) for a in alerts] == ([("channel_score_low", RESOLVED)] if resolved else [])
+    if resolved:
+        assert "quiet" in alerts[0].details
