@@ -34,9 +34,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "journeys": (
         "journey_id", "customer_key", "started_at", "ended_at", "started_at_ms", "ended_at_ms",
         "channels", "channel_switches", "touchpoint_count", "duration_seconds", "status",
-        "outcome", "score", "component_names", "component_points", "merged_into", "version",
+        "outcome", "score", "component_names", "component_points", "version",
     ),
-    "touchpoint_journeys": ("event_id", "customer_key", "journey_id", "version"),  # migration 0005
+    # migration 0005: a merged journey's survivor, and touchpoints moved to another journey
+    "journey_merges": ("journey_id", "customer_key", "merged_into", "version"),
+    "touchpoint_journeys": ("event_id", "customer_key", "journey_id", "version"),
     "customer_scores": (
         "customer_key", "as_of", "as_of_ms", "score", "last_touchpoint_score", "touchpoints",
         "at_risk", "version",
