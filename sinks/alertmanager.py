@@ -58,7 +58,7 @@ def alert_labels(alert: AlertEvent) -> dict[str, str]:
     return labels
 
 
-def alert_payload(alert: AlertEvent, starts_at_ms: int, generator_url: str = "") -> Payload:
+def alert_payload(alert: AlertEvent, starts_at_ms: int) -> Payload:
     """One entry of the v2 ``postableAlerts`` list; a resolution carries ``endsAt``."""
     where = f" on {alert.channel}" + (f" {alert.dimension}" if alert.dimension else "") if alert.channel else ""
     payload: Payload = {
@@ -72,8 +72,6 @@ def alert_payload(alert: AlertEvent, starts_at_ms: int, generator_url: str = "")
     }
     if alert.state != FIRING:
         payload["endsAt"] = rfc3339(max(alert.occurred_at_ms, starts_at_ms))
-    if generator_url:
-        payload["generatorURL"] = generator_url
     return payload
 
 
@@ -82,8 +80,7 @@ class AlertmanagerPusher:
 
     def __init__(self, url: str, metrics: Metrics, *, queue_size: int = 1000, batch_size: int = 100,
                  max_attempts: int = 5, backoff_seconds: float = 0.5, max_backoff_seconds: float = 30.0,
-                 timeout_seconds: float = 5.0, resend_seconds: float = 60.0, max_active: int = 10_000,
-                 generator_url: str = "") -> None:
+                 timeout_seconds: float = 5.0, resend_seconds: float = 60.0, max_active: int = 10_000) -> None:
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
         self.metrics = metrics
         self.queue_size = queue_size
@@ -94,7 +91,6 @@ class AlertmanagerPusher:
         self.timeout_seconds = timeout_seconds
         self.resend_seconds = resend_seconds
         self.max_active = max_active
-        self.generator_url = generator_url
         self._queue: deque[AlertEvent] = deque()
         self._active: OrderedDict[str, Payload] = OrderedDict()  # firing alerts, for re-sends
         self._wake = threading.Condition()
@@ -148,8 +144,10 @@ class AlertmanagerPusher:
             elif stopping:
                 return
             if time.monotonic() >= next_resend:
-                if self._active and not stopping:
-                    self._send(list(self._active.values()), attempts=1)  # the next re-send retries
+                active = list(self._active.values())
+                for start in range(0, 0 if stopping else len(active), self.batch_size):
+                    # one attempt: the next re-send is the retry, and a failed one drops nothing
+                    self._send(active[start:start + self.batch_size], attempts=1, drop_reason=None)
                 next_resend = time.monotonic() + self.resend_seconds
 
     def _payloads(self, batch: list[AlertEvent]) -> list[Payload]:
@@ -157,7 +155,7 @@ class AlertmanagerPusher:
         payloads = []
         for alert in batch:
             if alert.state == FIRING:
-                payload = alert_payload(alert, alert.occurred_at_ms, self.generator_url)
+                payload = alert_payload(alert, alert.occurred_at_ms)
                 self._active[alert.alert_id] = payload
                 self._active.move_to_end(alert.alert_id)
                 while len(self._active) > self.max_active:  # Alertmanager expires the oldest
@@ -165,11 +163,12 @@ class AlertmanagerPusher:
             else:
                 firing = self._active.pop(alert.alert_id, None)
                 starts = _parse_ms(firing["startsAt"]) if firing else alert.occurred_at_ms
-                payload = alert_payload(alert, starts, self.generator_url)
+                payload = alert_payload(alert, starts)
             payloads.append(payload)
         return payloads
 
-    def _send(self, payloads: list[Payload], attempts: int) -> bool:
+    def _send(self, payloads: list[Payload], attempts: int, drop_reason: str | None = "retries_exhausted") -> None:
+        """POST with capped exponential backoff; what cannot be sent is counted as dropped."""
         body = json.dumps(payloads).encode()
         for attempt in range(1, attempts + 1):
             request = urllib.request.Request(self.endpoint, data=body, method="POST",
@@ -178,13 +177,13 @@ class AlertmanagerPusher:
                 with urllib.request.urlopen(request, timeout=self.timeout_seconds):
                     pass
                 self.metrics.alertmanager_sent.inc(len(payloads))
-                return True
+                return
             except urllib.error.HTTPError as exc:
                 self.metrics.alertmanager_failures.inc()
                 if 400 <= exc.code < 500:  # the payload is wrong: retrying cannot help
                     log.error("alertmanager refused %d alerts: HTTP %d", len(payloads), exc.code)
                     self.metrics.alertmanager_dropped.labels("rejected").inc(len(payloads))
-                    return False
+                    return
                 log.warning("alertmanager push failed: HTTP %d (attempt %d)", exc.code, attempt)
             except (OSError, urllib.error.URLError) as exc:
                 self.metrics.alertmanager_failures.inc()
@@ -194,8 +193,8 @@ class AlertmanagerPusher:
                 continue
             if attempt < attempts:  # stopping: one attempt was all there was time for
                 break
-        self.metrics.alertmanager_dropped.labels("retries_exhausted").inc(len(payloads))
-        return False
+        if drop_reason is not None:
+            self.metrics.alertmanager_dropped.labels(drop_reason).inc(len(payloads))
 
 
 def _parse_ms(text: str) -> int:
