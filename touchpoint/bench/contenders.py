@@ -1,0 +1,122 @@
+"""Contenders as running processes: how each is started, observed and stopped.
+
+Two kinds: a peer (``python -m touchpoint.bench.peers.<name>``, reporting progress on stdout) and
+Touchpoint (one or more real ``touchpoint worker`` processes, observed only through their metrics
+endpoints). Both answer the same questions, so :mod:`touchpoint.bench.measure` treats them alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+from touchpoint.bench.figures import Sample
+from touchpoint.bench.peers import CONFIG_ENV, PeerConfig, parse_progress
+from touchpoint.harness import WorkerProcess, metric_value
+from touchpoint.localstack import terminate
+from touchpoint.settings import Settings
+
+STOP_GRACE_SECONDS = 15.0
+# The worker's counters of finished messages: accepted events and dead-lettered ones.
+PROCESSED_METRICS = ("cx_events_processed_total", "cx_events_invalid_total")
+
+
+class Contender(Protocol):
+    name: str
+    log_path: Path
+
+    def pids(self) -> list[int]: ...
+
+    def poll(self) -> list[Sample]:
+        """Progress observed since the last call, oldest first (empty before there is any)."""
+
+    def exited(self) -> int | None:
+        """An exit code if any of its processes has ended, else None."""
+
+    def stop(self) -> None: ...
+
+
+class PeerProcess:
+    """A peer in its own process; a thread turns its stdout into progress samples."""
+
+    def __init__(self, name: str, module: str, config: PeerConfig, log_path: Path) -> None:
+        self.name, self.log_path = name, log_path
+        env = dict(os.environ)
+        env[CONFIG_ENV] = config.to_env()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with open(self.log_path, "ab") as log:
+            for line in self.process.stdout:
+                parsed = parse_progress(line.decode(errors="replace"))
+                if parsed is None:
+                    log.write(line)
+                else:
+                    with self._lock:
+                        self._samples.append(Sample(*parsed))
+
+    def pids(self) -> list[int]:
+        return [self.process.pid]
+
+    def poll(self) -> list[Sample]:
+        with self._lock:
+            samples, self._samples = self._samples, []
+        return samples
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self) -> None:
+        terminate(self.process, STOP_GRACE_SECONDS)
+        self._reader.join(5)
+
+
+class TouchpointWorkers:
+    """``count`` real workers of one app, each with its own metrics port and data directory."""
+
+    def __init__(self, name: str, settings: Settings, count: int, workdir: Path) -> None:
+        self.name = name
+        self.workers = [
+            WorkerProcess.start(settings.with_overrides(data_dir=str(workdir / f"{name}-{index}")),
+                                workdir / f"{name}-{index}.log")
+            for index in range(count)
+        ]
+        self.log_path = self.workers[0].log_path
+
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers]
+
+    def poll(self) -> list[Sample]:
+        """One scrape of every worker: the sum of their finished-message counters."""
+        total = 0.0
+        for worker in self.workers:
+            try:
+                exposition = worker.scrape()
+            except OSError:
+                return []  # not serving yet
+            total += sum(metric_value(exposition, name) for name in PROCESSED_METRICS)
+        return [Sample(time.time(), int(total))]
+
+    def exited(self) -> int | None:
+        for worker in self.workers:
+            code = worker.process.poll()
+            if code is not None:
+                return code
+        return None
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop(STOP_GRACE_SECONDS * 2)

@@ -1,0 +1,114 @@
+"""Watch one running contender until it has done the whole dataset, times out or dies.
+
+Progress, CPU time and peak RSS are sampled from outside on a fixed interval; the figures are
+computed afterwards by :mod:`touchpoint.bench.figures`, so the rules are the same for everyone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from touchpoint.bench.contenders import Contender
+from touchpoint.bench.figures import Sample, cpu_per_thousand, throughput_window
+from touchpoint.bench.procstat import cpu_seconds, peak_rss_bytes
+
+SAMPLE_SECONDS = 0.2
+
+
+@dataclass
+class ContenderResult:
+    """One contender's figures; ``status`` is ok, timeout, failed or skipped, with ``detail`` why."""
+
+    name: str
+    status: str
+    events_per_s: float | None = None
+    window_s: float | None = None
+    window_events: int | None = None
+    cpu_s_per_1000: float | None = None
+    peak_rss_mb: float | None = None
+    processes: int = 1
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def skipped(name: str, why: str) -> ContenderResult:
+    return ContenderResult(name, "skipped", detail=why)
+
+
+def measure(
+    contender: Contender,
+    total: int,
+    timeout: float,
+    on_progress: Callable[[int], None] | None = None,
+) -> ContenderResult:
+    """Sample ``contender`` until its progress reaches ``total``; always stops it before returning."""
+    samples: list[Sample] = []
+    cpu_points: list[tuple[float, float]] = []
+    peak_rss: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    status, detail = "ok", ""
+    try:
+        while True:
+            _sample_process(contender, cpu_points, peak_rss)
+            for sample in contender.poll():
+                if not samples or sample.count > samples[-1].count:
+                    samples.append(sample)
+            if samples and samples[-1].count >= total:
+                _sample_process(contender, cpu_points, peak_rss)
+                break
+            code = contender.exited()
+            if code is not None:
+                status, detail = "failed", f"exited with code {code}; see {contender.log_path}"
+                break
+            if time.monotonic() > deadline:
+                done = samples[-1].count if samples else 0
+                status, detail = "timeout", f"{done}/{total} done after {timeout:.0f} s; see {contender.log_path}"
+                break
+            if on_progress is not None and samples:
+                on_progress(samples[-1].count)
+            time.sleep(SAMPLE_SECONDS)
+    finally:
+        contender.stop()
+    return _result(contender, total, samples, cpu_points, peak_rss, status, detail)
+
+
+def _sample_process(contender: Contender, cpu_points: list[tuple[float, float]], peak_rss: dict[int, int]) -> None:
+    now = time.time()
+    used = [cpu_seconds(pid) for pid in contender.pids()]
+    if all(value is not None for value in used):
+        cpu_points.append((now, sum(value for value in used if value is not None)))
+    for pid in contender.pids():
+        rss = peak_rss_bytes(pid)
+        if rss is not None:
+            peak_rss[pid] = max(rss, peak_rss.get(pid, 0))
+
+
+def _result(
+    contender: Contender,
+    total: int,
+    samples: list[Sample],
+    cpu_points: list[tuple[float, float]],
+    peak_rss: dict[int, int],
+    status: str,
+    detail: str,
+) -> ContenderResult:
+    result = ContenderResult(contender.name, status, processes=len(contender.pids()), detail=detail)
+    if peak_rss:
+        result.peak_rss_mb = round(max(peak_rss.values()) / 2**20, 1)
+    window = throughput_window(samples, total)
+    if window is None:
+        result.detail = result.detail or "no progress observed"
+        return result
+    result.window_s = round(window.seconds, 3)
+    result.window_events = window.events
+    rate = window.rate
+    result.events_per_s = round(rate, 1) if rate is not None else None
+    cost = cpu_per_thousand(cpu_points, window)
+    result.cpu_s_per_1000 = round(cost, 4) if cost is not None else None
+    if window.rate is None and status == "ok":
+        result.detail = "finished between two samples: too few events to time"
+    return result

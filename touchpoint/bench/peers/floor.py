@@ -1,0 +1,49 @@
+"""The framework floor: a bare Faust agent that only iterates its stream.
+
+Whatever Touchpoint does on top of Faust's per-event stream machinery, a Faust worker cannot go
+faster than this; the ratio against it says how much the pipeline costs on top.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import faust
+from faust.types import StreamT
+
+from touchpoint.bench.peers import PeerConfig, Progress
+
+
+def build_app(config: PeerConfig) -> faust.App:
+    app = faust.App(
+        config.group_id,
+        broker=[f"kafka://{server}" for server in config.bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=config.state_dir or tempfile.mkdtemp(prefix="bench-floor-"),
+        topic_partitions=config.partitions,
+        topic_disable_leader=True,
+        web_enabled=False,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    source = app.topic(*config.topics)
+    progress = Progress(config.total)
+
+    @app.agent(source, name="iterate")
+    async def iterate(stream: StreamT) -> None:
+        async for _ in stream:
+            progress.add()
+
+    return app
+
+
+def main() -> None:
+    app = build_app(PeerConfig.from_env())
+    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
