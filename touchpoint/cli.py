@@ -100,6 +100,12 @@ def cmd_faults(args: argparse.Namespace, settings: Settings) -> int:
                               say=lambda line: print(line, file=sys.stderr, flush=True))
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.bench.command import bench_command
+
+    return bench_command(args, settings)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.demo import run_demo
 
@@ -156,10 +162,15 @@ def parser() -> argparse.ArgumentParser:
     faults.add_argument("--seed", type=int, default=5)
     faults.add_argument("--negative-control", action="store_true",
                         help="run workers with the UNSAFE ack-before-write switch; passes when loss is caught")
+    from touchpoint.bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(sub.add_parser(
+        "bench", help="measure throughput, latency and memory against baselines on the same data"))
     return root
 
 
 COMMANDS = {"worker": cmd_worker, "migrate": cmd_migrate, "generate": cmd_generate, "demo": cmd_demo}
+COMMANDS["bench"] = cmd_bench
 COMMANDS["faults"] = cmd_faults
 COMMANDS.update(OPS_COMMANDS)
 
