@@ -101,3 +101,20 @@ def test_state_size_takes_latest_value_per_key_and_drops_deleted() -> None:
     assert size is not None
     assert (size.customers, size.mean_bytes, size.max_bytes) == (2, 25.0, 30)
     assert summarise([(b"a", None)]) is None
+
+
+def test_top_frames_self_and_total_shares() -> None:
+    from touchpoint.bench.profile import top_frames
+
+    collapsed = "\n".join([
+        "main;loop;decode 6",
+        "main;loop;insert 3",
+        "main;loop 1",
+        "not a stack line",
+    ])
+    shares = {share.frame: share for share in top_frames(collapsed)}
+    assert shares["decode"].self_share == pytest.approx(0.6)
+    assert shares["loop"].self_share == pytest.approx(0.1)
+    assert shares["loop"].total_share == pytest.approx(1.0)
+    assert [share.frame for share in top_frames(collapsed, limit=1)] == ["decode"]
+    assert top_frames("") == []

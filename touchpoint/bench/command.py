@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds each contender may take (default 900)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="how long to offer half load for the latency figure; 0 skips it (default 20)")
+    parser.add_argument("--profile", action="store_true",
+                        help="attach py-spy to the one-worker Touchpoint run (slows it a little; see docs/performance.md)")
     parser.add_argument("--output", default="bench.json", help="where to write the JSON report (default bench.json)")
     parser.add_argument("--workdir", default=None, help="logs and state of the run (default <data_dir>/bench)")
 
@@ -48,7 +50,7 @@ def options_from(args: argparse.Namespace, settings: Settings) -> BenchOptions:
     workdir = Path(args.workdir) if args.workdir else Path(settings.data_dir) / "bench"
     return BenchOptions(events=args.events, partitions=args.partitions, workers=workers, contenders=contenders,
                         seed=args.seed, timeout=args.timeout, latency_seconds=args.latency_seconds,
-                        workdir=workdir.resolve())
+                        profile=args.profile, workdir=workdir.resolve())
 
 
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from touchpoint.bench.figures import Sample
 from touchpoint.bench.peers import CONFIG_ENV, PeerConfig, parse_progress
+from touchpoint.bench.profile import start_py_spy
 from touchpoint.harness import WorkerProcess, metric_value
 from touchpoint.localstack import terminate
 from touchpoint.settings import Settings
@@ -87,7 +88,7 @@ class PeerProcess:
 class TouchpointWorkers:
     """``count`` real workers of one app, each with its own metrics port and data directory."""
 
-    def __init__(self, name: str, settings: Settings, count: int, workdir: Path) -> None:
+    def __init__(self, name: str, settings: Settings, count: int, workdir: Path, profile: bool = False) -> None:
         self.name = name
         self.workers = [
             WorkerProcess.start(settings.with_overrides(data_dir=str(workdir / f"{name}-{index}")),
@@ -95,6 +96,8 @@ class TouchpointWorkers:
             for index in range(count)
         ]
         self.log_path = self.workers[0].log_path
+        self.profiles = [workdir / f"{name}-{index}.pyspy.txt" for index in range(count)] if profile else []
+        self._profilers = [start_py_spy(worker.process.pid, path) for worker, path in zip(self.workers, self.profiles)]
 
     def pids(self) -> list[int]:
         return [worker.process.pid for worker in self.workers]
@@ -120,3 +123,14 @@ class TouchpointWorkers:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop(STOP_GRACE_SECONDS * 2)
+        for profiler in self._profilers:  # py-spy writes its file once its target has exited
+            if _still_running(profiler, STOP_GRACE_SECONDS):
+                terminate(profiler, STOP_GRACE_SECONDS)
+
+
+def _still_running(process: subprocess.Popen[bytes], wait: float) -> bool:
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        return True
+    return False

@@ -30,6 +30,7 @@ class ContenderResult:
     peak_rss_mb: float | None = None
     processes: int = 1
     detail: str = ""
+    profile: list[dict[str, object]] | None = None  # top frames by self time, when profiled
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -82,6 +82,9 @@ def render(report: Mapping[str, Any]) -> str:
     for result in report["contenders"].values():
         if result.get("detail"):
             lines.append(f"  {result['name']}: {result['detail']}")
+        for share in (result.get("profile") or [])[:10]:
+            lines.append(f"  {result['name']} profile: {share['self']:6.1%} self, {share['total']:6.1%} total  "
+                         f"{share['frame']}")
     lines.append("ratios (touchpoint / other): " + ", ".join(
         f"{key[6:]} {_fmt(value, '{:.2f}')}" for key, value in report["ratios"].items()))
     latency = report.get("latency")

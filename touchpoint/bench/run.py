@@ -25,6 +25,7 @@ from touchpoint.bench.dataset import Dataset, build_dataset, produce_dataset
 from touchpoint.bench.latency import measure_latency
 from touchpoint.bench.measure import ContenderResult, measure, skipped
 from touchpoint.bench.peers import PeerConfig
+from touchpoint.bench.profile import top_frames
 from touchpoint.bench.report import build_report
 from touchpoint.bench.state_size import changelog_topic, read_changelog
 from touchpoint.harness import wait_until
@@ -51,6 +52,7 @@ class BenchOptions:
     seed: int = 7
     timeout: float = 900.0
     latency_seconds: float = 20.0
+    profile: bool = False
     workdir: Path = Path(".touchpoint/bench")
 
 
@@ -128,8 +130,13 @@ def _run_touchpoint(name: str, workers: int, dataset: Dataset, settings: Setting
                     say: Say, progress: Progress) -> ContenderResult:
     migrate(settings.clickhouse)
     _produce(dataset, settings, name, progress)
-    contender = TouchpointWorkers(name, settings, workers, options.workdir)
-    return _measured(contender, dataset.touchpoint_units, options, say, progress)
+    contender = TouchpointWorkers(name, settings, workers, options.workdir, profile=options.profile and workers == 1)
+    result = _measured(contender, dataset.touchpoint_units, options, say, progress)
+    for path in contender.profiles:
+        if path.exists():
+            result.profile = [share.to_dict() for share in top_frames(path.read_text())]
+            say(f"{name}: profile in {path}")
+    return result
 
 
 def _measured(contender: Contender, total: int, options: BenchOptions, say: Say, progress: Progress) -> ContenderResult:
