@@ -31,7 +31,7 @@ Row = dict[str, Any]
 
 __all__ = ["CustomerState", "CustomerStep", "Emitted", "Seen", "alert_row", "journey_id_for"]
 
-TABLES = ("touchpoints", "journeys", "journey_merges", "touchpoint_journeys", "customer_scores", "alerts")
+TABLES = ("touchpoints", "journeys", "merged_journeys", "touchpoint_journeys", "customer_scores", "alerts")
 MERGED_STATUS = "merged"
 _ABSORBED = "absorbed:"  # prefix of the seen-ring entry that marks an absorbed key
 
@@ -124,8 +124,7 @@ class CustomerStep:
         regrouped = replace(regrouped, journeys=journeys)
 
         previous_score = state.rolling_score
-        figures = self._figures(state, event, score)
-        rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = figures
+        rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = self._figures(state, event, score)
         failed = journey.summary(self.rules.max_scored_touchpoints).failed
         alert_states, alerts = evaluate_customer(
             self.config.alerts, state.alert_states, key, rolling, previous_score,
@@ -381,7 +380,7 @@ def _add_merged(emitted: Emitted, key: str, journey_id: str, survivor: str, seq:
         "touchpoint_count": 0, "duration_seconds": 0.0, "status": MERGED_STATUS, "outcome": "",
         "score": 0.0, "component_names": [], "component_points": [], "version": seq,
     })
-    emitted.rows["journey_merges"].append(
+    emitted.rows["merged_journeys"].append(
         {"journey_id": journey_id, "customer_key": key, "merged_into": survivor, "version": seq})
 
 

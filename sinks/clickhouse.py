@@ -37,7 +37,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "outcome", "score", "component_names", "component_points", "version",
     ),
     # migration 0005: a merged journey's survivor, and touchpoints moved to another journey
-    "journey_merges": ("journey_id", "customer_key", "merged_into", "version"),
+    "merged_journeys": ("journey_id", "customer_key", "merged_into", "version"),
     "touchpoint_journeys": ("event_id", "customer_key", "journey_id", "version"),
     "customer_scores": (
         "customer_key", "as_of", "as_of_ms", "score", "last_touchpoint_score", "touchpoints",

@@ -1,6 +1,6 @@
 -- Back-stitching and journey merges, shown by the BI views without rewriting any table.
 --
--- * journey_merges: a journey that became part of another (a late touchpoint bridged the two, or
+-- * merged_journeys: a journey that became part of another (a late touchpoint bridged the two, or
 --   an anonymous journey was stitched onto a customer's) gets a new version of its journeys row
 --   with status 'merged', which customer_journeys leaves out (never an orphan), and a row here
 --   naming the surviving journey. Merge rows always name the final survivor (one hop).
@@ -17,7 +17,7 @@
 -- Idempotent: CREATE TABLE IF NOT EXISTS, and views dropped (DROP TABLE drops a view on 18.16)
 -- and created again.
 
-CREATE TABLE IF NOT EXISTS {database}.journey_merges
+CREATE TABLE IF NOT EXISTS {database}.merged_journeys
 (
     journey_id String,
     customer_key String,
@@ -39,9 +39,9 @@ CREATE TABLE IF NOT EXISTS {database}.touchpoint_journeys
 ENGINE = ReplacingMergeTree(version)
 ORDER BY event_id;
 
-DROP TABLE IF EXISTS {database}.journey_survivors;
+DROP TABLE IF EXISTS {database}.journey_merges;
 
-CREATE VIEW IF NOT EXISTS {database}.journey_survivors AS
+CREATE VIEW IF NOT EXISTS {database}.journey_merges AS
 SELECT merged_journey_id, survivor_journey_id
 FROM
 (
@@ -53,7 +53,7 @@ FROM
 ANY INNER JOIN
 (
     SELECT journey_id AS merged_journey_id, argMax(merged_into, version) AS survivor_journey_id
-    FROM {database}.journey_merges
+    FROM {database}.merged_journeys
     GROUP BY journey_id
 ) USING merged_journey_id;
 
@@ -101,7 +101,7 @@ FROM
     ANY LEFT JOIN
     (
         SELECT merged_journey_id AS assigned_journey_id, survivor_journey_id
-        FROM {database}.journey_survivors
+        FROM {database}.journey_merges
     ) USING assigned_journey_id
 )
 ANY LEFT JOIN {database}.identity_stitching USING attributed_key;

@@ -81,7 +81,7 @@ def test_the_views_show_the_stitched_and_merged_journeys(settings: Settings) -> 
     database = settings.clickhouse.database
     client = connect(settings.clickhouse)
     for out in outs:  # one insert per step, as the sink batches them in order
-        for table in ("touchpoints", "journeys", "journey_merges", "touchpoint_journeys"):
+        for table in ("touchpoints", "journeys", "merged_journeys", "touchpoint_journeys"):
             insert(client, database, table, out.rows[table])
     insert(client, database, "identity_links", links)
 
@@ -102,5 +102,5 @@ def test_the_views_show_the_stitched_and_merged_journeys(settings: Settings) -> 
         f"SELECT journey_id, customer_key, touchpoint_count, status, outcome FROM {database}.customer_journeys")
     assert {j: (c, n, s, o) for j, c, n, s, o in journeys} == {
         j: (customer, count, status, outcome) for j, (_, status, outcome, count, customer) in summary.items()}
-    merged = client.execute(f"SELECT count() FROM {database}.journey_survivors")[0][0]
-    assert merged == len(expected.tables["journey_merges"]) >= 1
+    merged = client.execute(f"SELECT count() FROM {database}.journey_merges")[0][0]
+    assert merged == len(expected.tables["merged_journeys"]) >= 1

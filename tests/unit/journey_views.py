@@ -18,13 +18,13 @@ Row = Mapping[str, Any]
 @dataclass
 class Views:
     tables: dict[str, dict[str, Row]] = field(default_factory=lambda: {
-        "touchpoints": {}, "journeys": {}, "journey_merges": {}, "touchpoint_journeys": {}})
+        "touchpoints": {}, "journeys": {}, "merged_journeys": {}, "touchpoint_journeys": {}})
     stitched: dict[str, str] = field(default_factory=dict)  # anonymous key -> customer key
 
     def write(self, emitted: Emitted | Iterable[Emitted]) -> None:
         for one in [emitted] if isinstance(emitted, Emitted) else emitted:
             for table, key in (("touchpoints", "event_id"), ("journeys", "journey_id"),
-                               ("journey_merges", "journey_id"), ("touchpoint_journeys", "event_id")):
+                               ("merged_journeys", "journey_id"), ("touchpoint_journeys", "event_id")):
                 for row in one.rows.get(table, []):
                     current = self.tables[table].get(row[key])
                     if current is None or row["version"] >= current["version"]:
@@ -36,7 +36,7 @@ class Views:
         journey_id = moved["journey_id"] if moved else row["journey_id"]
         journey = self.tables["journeys"].get(journey_id)
         if journey is not None and journey["status"] == MERGED_STATUS:
-            return self.tables["journey_merges"][journey_id]["merged_into"]
+            return self.tables["merged_journeys"][journey_id]["merged_into"]
         return journey_id
 
     def customer_journeys(self) -> dict[str, Row]:

@@ -122,7 +122,7 @@ def test_a_late_touchpoint_that_bridges_two_journeys_merges_them_into_the_earlie
     assert out.merged_journeys == 1
     [merged] = [r for r in out.rows["journeys"] if r["status"] == MERGED_STATUS]
     assert merged["journey_id"] == journey_id_for("b")
-    assert out.rows["journey_merges"] == [
+    assert out.rows["merged_journeys"] == [
         {"journey_id": journey_id_for("b"), "customer_key": KEY, "merged_into": journey_id_for("a"), "version": state.seq}]
     assert members(views) == [["a", "b", "bridge"]]
     assert views.touchpoint_journey("b") == journey_id_for("a")
