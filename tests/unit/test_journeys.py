@@ -166,6 +166,21 @@ def test_absorbing_moves_the_anonymous_journey_onto_the_customer() -> None:
     assert STEP.absorb(cust, KEY, None, "anon-1") == (cust, out.__class__())
 
 
+def test_an_old_anonymous_history_keeps_its_journeys_and_moves_to_the_customer() -> None:
+    """Linked days later: nothing is lost, the old journey is written under the customer."""
+    anon, out_a = STEP.apply_event(None, "anon-1", ev("browse", 0))
+    cust, out_c = STEP.apply_event(None, KEY, ev("call", 3 * 1440, "call"))
+    views = Views(stitched={"anon-1": KEY})
+    views.write([out_a, out_c])
+    merged, out = STEP.absorb(cust, KEY, anon, "anon-1")
+    views.write(out)
+    assert {(r["journey_id"], r["customer_key"], r["status"]) for r in out.rows["journeys"]} == {
+        (journey_id_for("browse"), KEY, "closed"), (journey_id_for("call"), KEY, "open")}
+    assert [j.journey_id for j in merged.journeys] == [journey_id_for("call")]  # the old one left
+    assert members(views) == [["browse"], ["call"]]
+    assert {customer for *_, customer in views.summary().values()} == {KEY}
+
+
 def test_a_replayed_event_emits_its_rows_again_without_changing_the_state() -> None:
     state, _, outs = run([ev("a", 0), ev("b", 3)])
     again, replay = STEP.apply_event(state, KEY, ev("a", 0))
