@@ -73,6 +73,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.synthetic import generate
     from touchpoint.generate import produce, write_manifest
+    from touchpoint.registry import RegistryRefused, frame_scenario
     from touchpoint.security import kafka_python_config
     from touchpoint.topics import ensure_topics
 
@@ -81,6 +82,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000) - args.span_hours * 3600_000
     scenario = generate(customers=args.customers, seed=args.seed, start_ms=start_ms,
                         span_hours=args.span_hours)
+    try:
+        scenario = frame_scenario(scenario, settings, avro_only=args.format == "avro")
+    except RegistryRefused as exc:
+        print(f"touchpoint: {exc}", file=sys.stderr)
+        return 1
     ensure_topics(settings)
     progress = ProgressLine("produced", len(scenario.messages))
     sent = produce(scenario, settings.kafka_bootstrap_servers, settings.topic_prefix, args.rate, progress.update,
@@ -92,18 +98,36 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_faults(args: argparse.Namespace, settings: Settings) -> int:
-    from touchpoint.faults import run_faults_command
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    """``schemas register``: the bundled Avro schemas under ``<topic>-value``, with a compatibility level."""
+    from touchpoint.registry import RegistryRefused, register_with_settings
 
-    return run_faults_command(settings, events=args.events, outage_seconds=args.outage_seconds,
-                              seed=args.seed, negative_control=args.negative_control,
-                              say=lambda line: print(line, file=sys.stderr, flush=True))
+    if not settings.schema_registry_url:
+        raise SettingsError("TOUCHPOINT_SCHEMA_REGISTRY_URL is not set: point it at the schema registry")
+    compatibility = None if args.compatibility == "KEEP" else args.compatibility
+    try:
+        registrations = register_with_settings(settings, compatibility)
+    except RegistryRefused as exc:
+        print(f"touchpoint: {exc}", file=sys.stderr)
+        return 1
+    for done in registrations:
+        level = done.compatibility or "unchanged"
+        print(f"{done.subject}: schema id {done.schema_id}, compatibility {level}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.bench.command import bench_command
 
     return bench_command(args, settings)
+
+
+def cmd_faults(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.faults import run_faults_command
+
+    return run_faults_command(settings, events=args.events, outage_seconds=args.outage_seconds,
+                              seed=args.seed, negative_control=args.negative_control,
+                              say=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,11 +174,26 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--span-hours", type=int, default=48, help="event time spans this many hours before now")
     gen.add_argument("--start-ms", type=int, default=None, help="event time of the first event (epoch ms)")
     gen.add_argument("--manifest", help="write the scenario's ground truth as JSON here")
+    gen.add_argument("--format", choices=("mixed", "avro"), default="mixed",
+                     help="mixed: mostly JSON, some Avro (default); avro: every valid message as "
+                          "Confluent-framed Avro. With TOUCHPOINT_SCHEMA_REGISTRY_URL set, the schemas "
+                          "are registered and frames carry the registry's ids")
+    schemas_cmd = sub.add_parser("schemas", help="manage the Avro schemas in the schema registry")
+    schemas_sub = schemas_cmd.add_subparsers(dest="schemas_command", required=True)
+    register = schemas_sub.add_parser(
+        "register", help="register schemas/avro under <topic>-value subjects (idempotent)")
+    register.add_argument("--compatibility", default="FULL_TRANSITIVE", type=str.upper,
+                          help="level set on each subject first: BACKWARD, FORWARD, FULL (each also "
+                               "_TRANSITIVE) or NONE; KEEP leaves it (default FULL_TRANSITIVE)")
     demo = sub.add_parser("demo", help="the whole thing on a local broker and ClickHouse")
     demo.add_argument("--customers", type=int, default=200)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                       help="keep the servers up after the summary until Ctrl-C (default: when on a terminal)")
+    from touchpoint.bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(sub.add_parser(
+        "bench", help="measure throughput, latency and memory against baselines on the same data"))
     add_ops_parsers(sub)
     faults = sub.add_parser("faults", help="fault-injection suite on a local stack: kills, outage, rebalance; prints lost/duplicated")
     faults.add_argument("--events", type=int, default=100_000, help="messages to produce (default 100000)")
@@ -162,14 +201,11 @@ def parser() -> argparse.ArgumentParser:
     faults.add_argument("--seed", type=int, default=5)
     faults.add_argument("--negative-control", action="store_true",
                         help="run workers with the UNSAFE ack-before-write switch; passes when loss is caught")
-    from touchpoint.bench.command import add_arguments as add_bench_arguments
-
-    add_bench_arguments(sub.add_parser(
-        "bench", help="measure throughput, latency and memory against baselines on the same data"))
     return root
 
 
 COMMANDS = {"worker": cmd_worker, "migrate": cmd_migrate, "generate": cmd_generate, "demo": cmd_demo}
+COMMANDS["schemas"] = cmd_schemas
 COMMANDS["bench"] = cmd_bench
 COMMANDS["faults"] = cmd_faults
 COMMANDS.update(OPS_COMMANDS)
