@@ -271,3 +271,29 @@ def test_schema_lookup_follows_the_setting(registry):
     assert isinstance(lookup, RegistrySchemas) and lookup.fetches == 0
     with pytest.raises(SettingsError, match="schema registry"):
         schema_lookup(Settings(schema_registry_url="http://127.0.0.1:1"))
+
+
+# -- the command ------------------------------------------------------------------------------------
+
+
+def test_schemas_register_command(registry, monkeypatch, capsys):
+    from touchpoint.cli import main
+
+    monkeypatch.delenv("TOUCHPOINT_CONFIG", raising=False)
+    monkeypatch.delenv("TOUCHPOINT_SCHEMA_REGISTRY_URL", raising=False)
+    assert main(["schemas", "register"]) == 2
+    assert "TOUCHPOINT_SCHEMA_REGISTRY_URL is not set" in capsys.readouterr().err
+
+    monkeypatch.setenv("TOUCHPOINT_SCHEMA_REGISTRY_URL", registry.url)
+    monkeypatch.setenv("TOUCHPOINT_TOPIC_PREFIX", "cx-test")
+    assert main(["schemas", "register", "--compatibility", "backward"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("cx-test.calls-value: schema id ")
+    assert all(line.endswith("compatibility BACKWARD") for line in lines)
+    assert registry.compatibility["cx-test.identity-value"] == "BACKWARD"
+
+    assert main(["schemas", "register", "--compatibility", "sideways"]) == 1
+    assert "unknown compatibility level SIDEWAYS" in capsys.readouterr().err
+    registry.unavailable = True
+    assert main(["schemas", "register"]) == 1
+    assert "refused" in capsys.readouterr().err
