@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from pipeline.model import CHANNELS
 from pipeline.synthetic import MESSAGES_PER_CUSTOMER, Scenario, generate
 from sinks.migrations import migrate
 from touchpoint.generate import produce
@@ -45,6 +46,20 @@ SPAN_MS = 48 * 3600_000
 
 Say = Callable[[str], None]
 
+# Journeys whose touchpoint_count differs from the touchpoints that name them, plus touchpoints
+# naming a journey that does not exist: a replay that double-counted or orphaned shows up here.
+JOURNEYS_DISAGREEING = """
+SELECT countIf(touchpoint_count != referenced) + countIf(touchpoint_count = 0)
+FROM
+(
+    SELECT journey_id, touchpoint_count FROM {db}.customer_journeys
+)
+FULL OUTER JOIN
+(
+    SELECT journey_id, count() AS referenced FROM {db}.customer_touchpoints WHERE late = 0 GROUP BY journey_id
+) USING journey_id
+"""
+
 
 @dataclass
 class FaultSummary:
@@ -63,8 +78,9 @@ class FaultSummary:
     unexpected: int = 0
     journeys_expected: int = 0
     journeys_found: int = 0
+    journeys_inconsistent: int = 0
     customers_found: int = 0
-    customer_scores_found: int = 0
+    customers_without_score: int = 0
     dead_letters_expected: int = 0
     dead_letters_found: int = 0
     sink_rows_rejected: float = 0.0
@@ -83,8 +99,10 @@ class FaultSummary:
             f"lost:          {self.lost}",
             f"duplicated:    {self.duplicated}",
             f"unexpected:    {self.unexpected} stored ids that were never produced",
-            f"journeys:      {self.journeys_found} found, {self.journeys_expected} expected",
-            f"customers:     {self.customer_scores_found} with a score, {self.customers_found} with touchpoints",
+            f"journeys:      {self.journeys_found} found ({self.journeys_expected} in the manifest for "
+            f"event-time-ordered streaming), {self.journeys_inconsistent} disagreeing with their touchpoints",
+            f"customers:     {self.customers_found} with touchpoints, {self.customers_without_score} of them "
+            "without a customer_scores row",
             f"dead letters:  {self.dead_letters_found} found, {self.dead_letters_expected} expected",
             f"metrics:       cx_sink_rows_rejected_total {self.sink_rows_rejected:.0f}, "
             f"cx_sink_blocked {self.sink_blocked:.0f} (last worker)",
@@ -131,6 +149,12 @@ class Fleet:
                 raise RuntimeError(f"a worker exited by itself; see {worker.log_path}")
 
 
+def read_topics(settings: Settings) -> list[str]:
+    """Every topic the worker's consumer group reads (not the changelogs, which are not committed)."""
+    topics = settings.topics
+    return [topics.channel(c) for c in CHANNELS] + [topics.identity, topics.identifiers, topics.customers, topics.dlq]
+
+
 def scenario_for(events: int, seed: int) -> Scenario:
     """A scenario of about ``events`` messages (the generator sizes by customers)."""
     customers = max(2, math.ceil(events / MESSAGES_PER_CUSTOMER))
@@ -162,13 +186,13 @@ def compare(settings: Settings, scenario: Scenario, summary: FaultSummary) -> No
         summary.duplicated = sum(count - 1 for count in stored.values() if count > 1)
         summary.unexpected = len(set(stored) - produced)
         summary.journeys_expected = sum(scenario.manifest.journeys.values())
-        known = list(scenario.manifest.journeys)
-        summary.journeys_found = client.execute(
-            f"SELECT count() FROM {db}.customer_journeys WHERE customer_key IN %(keys)s", {"keys": known})[0][0]
+        summary.journeys_found = client.execute(f"SELECT count() FROM {db}.customer_journeys")[0][0]
+        summary.journeys_inconsistent = client.execute(JOURNEYS_DISAGREEING.format(db=db))[0][0]
         summary.customers_found = client.execute(
             f"SELECT uniqExact(attributed_key) FROM {db}.customer_touchpoints")[0][0]
-        summary.customer_scores_found = client.execute(
-            f"SELECT uniqExact(customer_key) FROM {db}.customer_scores FINAL")[0][0]
+        summary.customers_without_score = client.execute(
+            f"SELECT uniqExact(attributed_key) FROM {db}.customer_touchpoints WHERE attributed_key NOT IN "
+            f"(SELECT customer_key FROM {db}.customer_scores)")[0][0]
         summary.dead_letters_expected = scenario.manifest.malformed
         summary.dead_letters_found = client.execute(f"SELECT count() FROM {db}.dead_letters FINAL")[0][0]
     finally:
@@ -311,6 +335,7 @@ def run_negative_control(
     workdir: Path,
     events: int = 2_000,
     seed: int = 6,
+    commit_wait_seconds: float = 30.0,
     say: Say = print,
 ) -> FaultSummary:
     """Loss made certain for an ack-before-write worker: commit while ClickHouse is down, then SIGKILL.
@@ -332,23 +357,21 @@ def run_negative_control(
         outage_started = time.monotonic()
         produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix,
                 client_config=kafka_python_config(settings))
-        customers_topic = settings.topics.customers
+        topics = read_topics(settings)
         try:
             # An unsafe worker commits events whose rows it only holds in memory; a safe one cannot.
-            wait_until(lambda: uncommitted_messages(settings, [customers_topic])[customers_topic] == 0,
-                       timeout=60, describe="every attributed event committed while ClickHouse is down")
+            wait_until(lambda: sum(uncommitted_messages(settings, topics).values()) == 0,
+                       timeout=commit_wait_seconds, describe="every message committed while ClickHouse is down")
             summary.notes.append("all offsets were committed while ClickHouse was down")
         except TimeoutError:
-            summary.notes.append("offsets were not committed while ClickHouse was down (safe sink holds them)")
+            summary.notes.append("offsets were not committed while ClickHouse was down (the sink holds them)")
         fleet.kill(fleet.workers[0])
         stack.start_clickhouse_again()
         summary.outages += 1
         summary.outage_seconds += time.monotonic() - outage_started
         fleet.start()
-        # Everything still owed is replayed from Kafka: wait until the group has committed it all.
-        topics = [settings.topics.channel(c) for c in ("call", "web", "store", "app")] + [
-            settings.topics.identity, settings.topics.identifiers, customers_topic, settings.topics.dlq]
 
+        # Everything still owed is replayed from Kafka: wait until the group has committed it all.
         def caught_up() -> bool:
             fleet.check_alive()
             return sum(uncommitted_messages(settings, topics).values()) == 0

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model import CHANNELS
 from pipeline.synthetic import Scenario, generate
 from sinks.migrations import migrate
-from touchpoint.faults import stored_touchpoints, valid_event_ids
+from touchpoint.faults import read_topics, stored_touchpoints, valid_event_ids
 from touchpoint.generate import produce
 from touchpoint.harness import WorkerProcess, metric_value, uncommitted_messages, wait_until
 from touchpoint.settings import Settings
@@ -46,8 +45,7 @@ def test_sigterm_flushes_commits_and_exits_within_the_grace_period(settings: Set
     assert took <= GRACE_SECONDS, f"exit took {took:.1f} s"
     assert stored_touchpoints(settings) == len(expected)
 
-    topics = settings.topics
-    read = [topics.channel(c) for c in CHANNELS] + [topics.identity, topics.identifiers, topics.customers, topics.dlq]
+    read = read_topics(settings)
     assert uncommitted_messages(settings, read) == {topic: 0 for topic in read}
 
 
