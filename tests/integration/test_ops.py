@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,8 +32,9 @@ from touchpoint.topics import ensure_topics, topic_names
 
 pytestmark = pytest.mark.integration
 
-SNAPSHOT = ("SELECT event_id, customer_key, journey_id, channel, type, occurred_at_ms, dimension, score, "
-            "feedback_kind, feedback_score, value FROM {db}.customer_touchpoints ORDER BY event_id")
+SNAPSHOT_COLUMNS = ("event_id", "customer_key", "journey_id", "channel", "type", "occurred_at_ms", "dimension",
+                    "score", "feedback_kind", "feedback_score", "value", "late")
+SNAPSHOT = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {{db}}.customer_touchpoints ORDER BY event_id"
 
 
 def touchpoint_cli(settings: Settings, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -76,7 +78,7 @@ def wait_drained(settings: Settings, timeout: float = 120) -> None:
     def drained() -> bool:
         tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
         ends = consumer.end_offsets(tps)
-        committed = admin.list_consumer_group_offsets(settings.app_id)
+        committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
         behind = [tp for tp, end in ends.items() if end and (committed.get(tp) is None or committed[tp].offset < end)]
         streak[0] = 0 if behind else streak[0] + 1
         return streak[0] >= 2
@@ -136,7 +138,12 @@ def test_backfill_then_replay_twice_changes_nothing(settings: Settings, backfill
             assert done.stdout.strip().endswith(f"sent {stored}, skipped 0")
             wait_drained(settings)
             snapshots.append(client.execute(SNAPSHOT.format(db=db)))
-        assert snapshots[0] == snapshots[1] == before
+        assert snapshots[0] == snapshots[1]  # replaying the same range again changes nothing
+        # against the original: the same events, customers and facts. The score may differ, since
+        # the touchpoints table does not keep the attributes it was computed from (README: Replay),
+        # and so may what depends on arrival order (journey, late flag).
+        facts = [i for i, column in enumerate(SNAPSHOT_COLUMNS) if column not in ("score", "journey_id", "late")]
+        assert [[row[i] for i in facts] for row in snapshots[1]] == [[row[i] for i in facts] for row in before]
         assert client.execute(f"SELECT count() FROM {db}.touchpoints FINAL")[0][0] == stored
     finally:
         client.disconnect()
@@ -175,39 +182,39 @@ def test_forget_erases_everywhere_and_replays_do_not_bring_the_customer_back(
             "(SELECT name FROM system.tables WHERE database = %(db)s AND engine LIKE '%%MergeTree')", {"db": db})]
         assert {"touchpoints", "journeys", "customer_scores", "identity_links"} <= set(holding)
         assert own > 0 and anon_keys
-        assert worker.stop() == 0  # a running worker keeps state in memory: stop, erase, restart
 
         done = touchpoint_cli(settings, "forget", customer)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"erased customer {customer}: {len(anon_keys)} anonymous key(s)" in done.stdout
-        assert "touchpoints: " in done.stdout and "STILL PRESENT" not in done.stdout
+        assert re.search(r"  touchpoints: [1-9][0-9]* row\(s\) deleted", done.stdout), done.stdout
+        assert "STILL PRESENT" not in done.stdout
 
-        for table in holding:
-            assert client.execute(f"SELECT count() FROM {db}.{table} WHERE customer_key IN %(k)s", {"k": keys})[0][0] == 0, table
-        assert client.execute(f"SELECT count() FROM {db}.identity_links WHERE anonymous_key IN %(k)s", {"k": tuple(anon_keys)})[0][0] == 0
-        assert client.execute(f"SELECT count() FROM {db}.customer_touchpoints")[0][0] == stored - own
+        def erased() -> None:
+            for table in holding:
+                assert client.execute(f"SELECT count() FROM {db}.{table} WHERE customer_key IN %(k)s", {"k": keys})[0][0] == 0, table
+            assert client.execute(f"SELECT count() FROM {db}.identity_links WHERE anonymous_key IN %(k)s",
+                                  {"k": tuple(anon_keys)})[0][0] == 0
+            assert client.execute(f"SELECT count() FROM {db}.customer_touchpoints")[0][0] == stored - own
+
+        erased()
 
         # tombstones in the key's own partition on both changelogs
         for table, key in (("customers", customer.encode()), ("identity", None)):
             records = consume_all(settings, changelog_topic(settings.app_id, table))
-            if key is None:  # any identifier the customer was linked by
-                key = next(k for _, k, v in records if v is not None and v == customer.encode())
+            if key is None:  # an identifier linked to the customer: its state names the customer
+                key = next(k for _, k, v in records if v is not None and f'"{customer}"'.encode() in v)
             partitions = {p for p, k, v in records if k == key and v is not None}
             tombstones = [p for p, k, v in records if k == key and v is None]
             assert tombstones and set(tombstones) == partitions, (table, partitions, tombstones)
 
-        # the same files again: the erased customer's events are skipped at the source
+        # the same files again into the running worker: the erased customer's events are skipped
+        # at the source, everyone else's are duplicates, and the customer stays erased
         again = touchpoint_cli(settings, "backfill", *map(str, files))
         assert again.returncode == 0, again.stderr
-        assert "customer erased (suppression list)" in again.stdout
-        restarted = WorkerProcess.start(settings, worker.log_path)
-        try:
-            wait_drained(settings)
-            for table in holding:
-                assert client.execute(f"SELECT count() FROM {db}.{table} WHERE customer_key IN %(k)s", {"k": keys})[0][0] == 0, table
-            assert client.execute(f"SELECT count() FROM {db}.customer_touchpoints")[0][0] == stored - own
-        finally:
-            assert restarted.stop() == 0
+        suppressed = re.search(r"(\d+) customer erased \(suppression list\)", again.stdout)
+        assert suppressed and int(suppressed.group(1)) >= own, again.stdout
+        wait_drained(settings)
+        erased()
     finally:
         client.disconnect()
 
@@ -258,3 +265,35 @@ def test_doctor_names_each_problem(settings: Settings) -> None:
 
     done = touchpoint_cli(settings, "doctor", "--metrics-url", "http://127.0.0.1:9")
     assert f"FAIL  topic {settings.topics.customers}: has 2 partitions, the deployment expects 4" in done.stdout
+
+
+def test_forget_finds_hashed_identifiers_the_operator_names(settings: Settings) -> None:
+    """With identifier hashing on, a raw identifier on the command line finds its HMAC-ed rows."""
+    from pipeline.identifiers import hash_value, identifier_key
+    from pipeline.identity import anonymous_key
+    from pipeline.suppression import IDENTIFIER, suppression_token
+
+    hashed = settings.with_overrides(identifier_hmac_key="test-hmac-key-0001")
+    migrate(hashed.clickhouse)
+    stored_key = identifier_key("email", hash_value(b"test-hmac-key-0001", "visitor-0001@example.invalid"))
+    anon = anonymous_key(stored_key)
+    db = hashed.clickhouse.database
+    client = clickhouse_client(hashed)
+    try:
+        client.execute(f"INSERT INTO {db}.touchpoints (event_id, customer_key, channel, occurred_at, occurred_at_ms) VALUES",
+                       [("e-anon", anon, "web", 1_763_000_000, 1_763_000_000_000),
+                        ("e-other", "cust-other", "web", 1_763_000_000, 1_763_000_000_000)])
+        client.execute(f"INSERT INTO {db}.dead_letters (topic, offset, reason, payload, received_at) VALUES",
+                       [("t.web", 1, "timestamp_absurd", '{"identifiers":{"email":"visitor-0001@example.invalid"}}', 1_763_000_000),
+                        ("t.web", 2, "timestamp_absurd", '{"customer_id":"cust-other"}', 1_763_000_000)])
+        done = touchpoint_cli(hashed, "forget", "cust-0001", "--identifier", "email:Visitor-0001@Example.invalid")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "erased customer cust-0001: 1 anonymous key(s), 1 identifier(s)" in done.stdout
+        assert "no such topic" in done.stdout  # no worker ever ran: no changelog to tombstone
+        assert "visitor-0001" not in done.stdout + done.stderr
+        assert client.execute(f"SELECT event_id FROM {db}.touchpoints") == [("e-other",)]
+        assert client.execute(f"SELECT offset FROM {db}.dead_letters") == [(2,)]
+        tokens = {t for (t,) in client.execute(f"SELECT token FROM {db}.suppressions")}
+        assert suppression_token(IDENTIFIER, stored_key) in tokens
+    finally:
+        client.disconnect()

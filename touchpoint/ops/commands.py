@@ -7,6 +7,7 @@ Kept apart from ``touchpoint/cli.py``, which registers them with :func:`add_pars
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from touchpoint.settings import Settings, SettingsError
+
+
+def _quiet_kafka_clients() -> None:
+    """The commands report Kafka failures themselves; the client's chatter would bury the report."""
+    logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
 def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
@@ -67,6 +73,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.ops.records import RecordFileError
     from touchpoint.ops.sources import clickhouse_records
 
+    _quiet_kafka_clients()
     since, until = _window(args)
     if args.from_clickhouse:
         if since is None or until is None:
@@ -83,6 +90,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.ops.records import RecordFileError
 
+    _quiet_kafka_clients()
     try:
         return _reingest(settings, _files(args.files), None, None)
     except (OSError, RecordFileError) as exc:
@@ -93,6 +101,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.ops.forget import forget
     from touchpoint.runtime import identifier_policy
 
+    _quiet_kafka_clients()
     if not settings.clickhouse_url or not settings.kafka_bootstrap_servers:
         raise SettingsError("forget needs TOUCHPOINT_CLICKHOUSE_URL and TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS")
     identifiers = []
@@ -112,6 +121,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.ops.doctor import diagnose
 
+    _quiet_kafka_clients()
     findings = diagnose(settings, args.metrics_url)
     for finding in findings:
         for line in finding.lines():

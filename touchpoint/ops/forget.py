@@ -108,7 +108,8 @@ def collect(client: Client, database: str, customer_id: str, identifiers: Iterab
         key = identifier_key(clean_type, value)
         erasure.identifier_keys.add(key)
         erasure.anonymous_keys.add(anonymous_key(key))
-        erasure.payload_needles.add(_quoted(raw_value.strip()))
+        cleaned = policy.clean_value(clean_type, raw_value)  # the spelling before hashing
+        erasure.payload_needles.update({_quoted(raw_value.strip()), _quoted(cleaned or raw_value.strip())})
     for id_type, value, anon in client.execute(
             f"SELECT DISTINCT identifier_type, identifier_value, anonymous_key FROM {database}.identity_links "
             "WHERE customer_key = %(c)s AND decision = 'linked'", {"c": customer_key}):
