@@ -124,7 +124,7 @@ def backfilled(settings: Settings, worker: WorkerProcess, tmp_path: Path) -> tup
 
 
 def test_backfill_then_replay_twice_changes_nothing(settings: Settings, backfilled: tuple) -> None:
-    scenario, _, stored = backfilled
+    scenario, files, stored = backfilled
     db = settings.clickhouse.database
     client = clickhouse_client(settings)
     try:
@@ -145,6 +145,11 @@ def test_backfill_then_replay_twice_changes_nothing(settings: Settings, backfill
         facts = [i for i, column in enumerate(SNAPSHOT_COLUMNS) if column not in ("score", "journey_id", "late")]
         assert [[row[i] for i in facts] for row in snapshots[1]] == [[row[i] for i in facts] for row in before]
         assert client.execute(f"SELECT count() FROM {db}.touchpoints FINAL")[0][0] == stored
+
+        # from a file, only the requested range is sent
+        later = touchpoint_cli(settings, "replay", "--file", str(files[1]), "--since", str(scenario.manifest.end_ms + 1))
+        assert later.returncode == 0, later.stderr
+        assert re.search(r"sent 0, skipped \d+ \(\d+ outside the requested time range", later.stdout), later.stdout
     finally:
         client.disconnect()
 
