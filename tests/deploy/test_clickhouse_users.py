@@ -43,3 +43,14 @@ def test_current_only_extras_are_kept_apart():
     assert extra.find("profiles/bi_readonly/constraints/max_execution_time/changeable_in_readonly") is not None
     config = ET.parse(CURRENT / "config.d" / "access-control.xml").getroot()
     assert config.findtext("access_control_improvements/settings_constraints_replace_previous") == "true"
+
+
+def test_current_clickhouse_accepts_the_views_joins():
+    """The views join subqueries without an alias (18.16 syntax); current ClickHouse needs
+    joined_subquery_requires_alias=0 for the writer's and the BI profile, and compose mounts it."""
+    root = ET.parse(CURRENT / "users.d" / "views-compatibility.xml").getroot()
+    assert root.tag == "clickhouse"
+    for profile in ("default", "bi_readonly"):
+        assert root.findtext(f"profiles/{profile}/joined_subquery_requires_alias") == "0", profile
+    compose = (DEPLOY.parent / "docker-compose.yml").read_text()
+    assert "./deploy/clickhouse/current/users.d/views-compatibility.xml:/etc/clickhouse-server/users.d/" in compose

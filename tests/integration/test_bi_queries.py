@@ -15,9 +15,11 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
@@ -34,7 +36,7 @@ from pipeline.model import DeadLetter, Event, IdentityLink
 from pipeline.schema_registry import BundledSchemas
 from pipeline.synthetic import IDENTITY_TOPIC, Scenario, generate
 from sinks.clickhouse import TABLE_COLUMNS, ClickHouseWriter, connect
-from sinks.migrations import migrate
+from sinks.migrations import available, migrate
 from touchpoint.localstack import CLICKHOUSE_BINARY, LocalStack, start_clickhouse
 from touchpoint.settings import ClickHouseTarget
 
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUERIES = sorted((ROOT / "deploy" / "clickhouse" / "queries").glob("*.sql"))
 DICTIONARY = ROOT / "docs" / "bi.md"
 BI_USER_FILE = ROOT / "deploy" / "clickhouse" / "users.d" / "bi-readonly.xml"
+CURRENT_USERS_D = ROOT / "deploy" / "clickhouse" / "current" / "users.d"
 BI_DEV_PASSWORD = "bi-readonly-dev"  # the development default the file's hash is made from
 START_MS = 1_793_491_200_000  # Monday 2026-10-26 00:00 UTC: three whole weeks follow
 SPAN_HOURS = 21 * 24
@@ -229,6 +232,61 @@ def test_cost_of_friction(bi_database):
         assert 0 <= row["purchase_percent_hit"] <= 100 and 0 <= row["purchase_percent_without_friction"] <= 100
         assert 0 <= row["lost_purchases"] <= row["journeys_hit"] and row["lost_revenue"] >= 0
     assert any(row["lost_revenue"] > 0 for row in rows)
+
+
+# -- the same queries on current ClickHouse (the compose stack's), in-process --------------------------
+
+
+def current_profile_settings() -> dict[str, str]:
+    """What deploy/clickhouse/current/users.d sets for the writer's profile on current ClickHouse."""
+    root = ET.parse(CURRENT_USERS_D / "views-compatibility.xml").getroot()
+    return {setting.tag: setting.text or "" for setting in root.find("profiles/default")}
+
+
+@pytest.fixture(scope="module")
+def current_engine(tmp_path_factory, pipeline_rows):
+    """chdb (a current ClickHouse engine) with the real migrations and the same rows."""
+    session_module = pytest.importorskip("chdb.session")
+    engine = session_module.Session(str(tmp_path_factory.mktemp("chdb")))
+    for name, value in {**current_profile_settings(), "output_format_json_quote_64bit_integers": "0"}.items():
+        engine.query(f"SET {name} = {value}")
+    engine.query("CREATE DATABASE IF NOT EXISTS cx")
+    for migration in available():
+        for statement in migration.statements("cx"):
+            engine.query(statement)
+    for table, table_rows in pipeline_rows.items():
+        if table in TABLE_COLUMNS and table_rows:
+            columns = TABLE_COLUMNS[table]
+            body = b"\n".join(orjson.dumps({c: _json_value(row[c]) for c in columns}) for row in table_rows)
+            engine.query(f"INSERT INTO cx.{table} ({', '.join(columns)}) FORMAT JSONEachRow\n{body.decode()}")
+    yield engine
+    engine.close()
+
+
+def _json_value(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _comparable(value: Any) -> Any:
+    """One spelling for both engines: times as text, floats to 2 places (Float32 noise), lists."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, (list, tuple)):
+        return [_comparable(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("path", QUERIES, ids=lambda p: p.stem)
+def test_documented_query_gives_the_same_answer_on_current_clickhouse(bi_database, current_engine, path):
+    client, database, _ = bi_database
+    _, old_rows = run_documented(client, database, path)
+    result = orjson.loads(current_engine.query(path.read_text(), "JSONCompact").bytes())
+    new_rows = [[_comparable(value) for value in row] for row in result["data"]]
+    assert new_rows == [[_comparable(value) for value in row.values()] for row in old_rows]
 
 
 # -- the read-only BI user of deploy/clickhouse, on the ClickHouse 18.16 installed here ----------------

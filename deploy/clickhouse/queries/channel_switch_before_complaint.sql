@@ -35,14 +35,14 @@ FROM
                 OR has(component_names, 'call.unresolved') AS complaint
         FROM cx.customer_touchpoints
         WHERE journey_id != ''
-    )
+    ) AS touchpoint
     GROUP BY journey_id
     HAVING switches > 0 AND complaints > 0 AND first_switch_ms <= first_complaint_ms
-)
-ANY INNER JOIN
+) AS complained
+ALL INNER JOIN
 (
     SELECT journey_id, customer_key, channels, channel_switches, outcome, score
     FROM cx.customer_journeys
-) USING journey_id
-ORDER BY first_complaint_at DESC
+) AS journey USING journey_id
+ORDER BY first_complaint_at DESC, journey_id
 LIMIT 1000

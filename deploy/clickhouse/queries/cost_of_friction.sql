@@ -34,11 +34,11 @@ FROM
             ARRAY JOIN component_names AS name, component_points AS points
             WHERE points < 0 AND journey_id != ''
             GROUP BY journey_id, signal
-        )
-        ANY INNER JOIN (SELECT journey_id, outcome FROM cx.customer_journeys) USING journey_id
-    )
+        ) AS hit
+        ALL INNER JOIN (SELECT journey_id, outcome FROM cx.customer_journeys) AS journey USING journey_id
+    ) AS hit_journey
     GROUP BY signal
-)
+) AS by_signal
 ANY LEFT JOIN
 (
     SELECT
@@ -54,7 +54,7 @@ ANY LEFT JOIN
         FROM cx.customer_touchpoints
         WHERE journey_id != ''
         GROUP BY journey_id
-    )
-    ANY INNER JOIN (SELECT journey_id, outcome FROM cx.customer_journeys) USING journey_id
-) USING joined
-ORDER BY lost_revenue DESC, points_lost DESC
+    ) AS per_journey
+    ALL INNER JOIN (SELECT journey_id, outcome FROM cx.customer_journeys) AS journey USING journey_id
+) AS baseline USING joined
+ORDER BY lost_revenue DESC, points_lost DESC, signal

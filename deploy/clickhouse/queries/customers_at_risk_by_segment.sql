@@ -22,16 +22,26 @@ FROM
         primary_channel,
         if(startsWith(customer_key, 'anon-'), 'anonymous', 'known') AS identity,
         multiIf(spend = 0, 'none', spend < 100, 'under 100', spend < 500, '100-500', '500+') AS spend_band
-    FROM cx.customer_latest
+    FROM cx.customer_latest AS latest
     ANY LEFT JOIN
     (
+        -- ties between channels go to the first in alphabetical order, so results are stable
         SELECT
             customer_key,
-            topK(1)(channel)[1] AS primary_channel,
-            sumIf(ifNull(value, 0), type IN ('purchase', 'checkout')) AS spend
-        FROM cx.customer_touchpoints
+            argMax(channel, touchpoints * 10 - indexOf(['app', 'call', 'store', 'web'], channel)) AS primary_channel,
+            sum(channel_spend) AS spend
+        FROM
+        (
+            SELECT
+                customer_key,
+                channel,
+                count() AS touchpoints,
+                sumIf(ifNull(value, 0), type IN ('purchase', 'checkout')) AS channel_spend
+            FROM cx.customer_touchpoints
+            GROUP BY customer_key, channel
+        ) AS per_channel
         GROUP BY customer_key
-    ) USING customer_key
-)
+    ) AS seen USING customer_key
+) AS customer
 GROUP BY primary_channel, identity, spend_band
-ORDER BY customers_at_risk DESC, customers DESC
+ORDER BY customers_at_risk DESC, customers DESC, primary_channel, identity, spend_band
