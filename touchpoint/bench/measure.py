@@ -27,6 +27,7 @@ class ContenderResult:
     window_s: float | None = None
     window_events: int | None = None
     cpu_s_per_1000: float | None = None
+    cpu_busy: float | None = None  # CPU seconds per second of window: 1.0 is one core saturated
     peak_rss_mb: float | None = None
     processes: int = 1
     detail: str = ""
@@ -110,6 +111,8 @@ def _result(
     result.events_per_s = round(rate, 1) if rate is not None else None
     cost = cpu_per_thousand(cpu_points, window)
     result.cpu_s_per_1000 = round(cost, 4) if cost is not None else None
+    if cost is not None and rate is not None:
+        result.cpu_busy = round(cost * rate / 1000.0, 3)
     if window.rate is None and status == "ok":
         result.detail = "finished between two samples: too few events to time"
     return result

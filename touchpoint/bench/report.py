@@ -17,6 +17,7 @@ TABLE_COLUMNS = (
     ("events/s", "events_per_s", "{:,.0f}"),
     ("window s", "window_s", "{:.2f}"),
     ("CPU s/1k ev", "cpu_s_per_1000", "{:.3f}"),
+    ("CPU busy", "cpu_busy", "{:.0%}"),
     ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
     ("procs", "processes", "{}"),
 )

@@ -150,8 +150,10 @@ def _run_latency(dataset: Dataset, base: Settings, options: BenchOptions, result
                  say: Say, progress: Progress) -> dict[str, Any] | None:
     """At half of one worker's measured maximum, on a fresh prefix and database."""
     touchpoint = next((r for r in results if r.name == "touchpoint"), None)
-    if touchpoint is None or touchpoint.events_per_s is None or options.latency_seconds <= 0:
-        say("latency: skipped, no touchpoint throughput to take half of")
+    if options.latency_seconds <= 0:
+        return None
+    if touchpoint is None or touchpoint.events_per_s is None:
+        say("latency: skipped, no one-worker touchpoint throughput to take half of (run --workers with 1)")
         return None
     rate = touchpoint.events_per_s / 2
     settings = _isolated(base, options, "latency")
@@ -210,9 +212,15 @@ def machine() -> dict[str, Any]:
 
 
 def _commit() -> str | None:
+    """The measured commit, marked ``-dirty`` when the worker's code differs from it in the tree."""
+    root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=root)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "agents", "pipeline", "sinks", "touchpoint"],
+                               capture_output=True, text=True, timeout=5, cwd=root)
     except OSError:
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
