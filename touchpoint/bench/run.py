@@ -196,7 +196,7 @@ def _setup(options: BenchOptions, dataset: Dataset, base: Settings) -> dict[str,
         "clickhouse": ClickHouseTarget.from_url(base.clickhouse_url).masked_url(),
         "machine": machine(),
         "commit": _commit(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
