@@ -19,7 +19,7 @@ from pipeline.wireformat import load_schema
 from touchpoint.ops.records import (
     RecordFileError, contract_record, event_from_touchpoint_row, parse_time, read_records,
 )
-from touchpoint.ops.reingest import OUTSIDE_RANGE, REPEATED, SUPPRESSED, describe, plan
+from touchpoint.ops.reingest import ALREADY_STORED, OUTSIDE_RANGE, REPEATED, SUPPRESSED, describe, plan
 from touchpoint.settings import Topics
 
 T0 = 1_763_000_000_000
@@ -122,3 +122,12 @@ def test_plan_orders_by_event_time_and_counts_every_skip() -> None:
                               "invalid (missing_field)": 1}
     assert result.read == len(records)
     assert describe(result, 3).startswith("read 8 records: sent 3, skipped 5 (")
+
+
+def test_drop_stored_skips_stored_touchpoints_but_never_links() -> None:
+    records = [record("e-1", T0), record("e-2", T0 + 1),
+               {"event_id": "e-1-link", "occurred_at": T0, "customer_id": "cust-1", "identifiers": {"device_id": "d-1"}}]
+    result = plan(records, DECODER, Topics("p"), SuppressionList(), now_ms=T0)
+    result.drop_stored({"e-1", "e-1-link"})
+    assert [m.event_id for m in result.messages] == ["e-1-link", "e-2"]
+    assert result.skipped == {ALREADY_STORED: 1}

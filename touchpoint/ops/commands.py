@@ -35,13 +35,14 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
     return since, until
 
 
-def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int | None, until: int | None) -> int:
+def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int | None, until: int | None,
+              skip_stored: bool) -> int:
     """The part replay and backfill share: check, order, send with progress, summarise."""
     from prometheus_client import CollectorRegistry
 
     from pipeline.suppression import SuppressionList
     from touchpoint.cli import ProgressLine
-    from touchpoint.ops.reingest import describe, plan, send
+    from touchpoint.ops.reingest import describe, plan, send, stored_event_ids
     from touchpoint.ops.suppressions import load_suppression_list
     from touchpoint.runtime import Runtime
     from touchpoint.topics import ensure_topics
@@ -54,6 +55,10 @@ def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int 
         print("note: TOUCHPOINT_CLICKHOUSE_URL is not set, so erased customers cannot be skipped here; "
               "workers still drop them", file=sys.stderr)
     planned = plan(records, decoder, settings.topics, suppression or SuppressionList(), since, until)
+    if skip_stored:
+        if not settings.clickhouse_url:
+            raise SettingsError("TOUCHPOINT_CLICKHOUSE_URL is needed to skip stored events (or pass --include-stored)")
+        planned.drop_stored(stored_event_ids(settings.clickhouse, [m.event_id for m in planned.messages if m.touchpoint]))
     ensure_topics(settings)
     progress = ProgressLine("sent", len(planned.messages))
     sent = send(planned.messages, settings, progress.update)
@@ -82,7 +87,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     else:
         records = _files([args.file])
     try:
-        return _reingest(settings, records, since, until)
+        return _reingest(settings, records, since, until, skip_stored=not (args.from_clickhouse or args.include_stored))
     except (OSError, RecordFileError) as exc:
         raise SettingsError(str(exc)) from None
 
@@ -92,7 +97,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     _quiet_kafka_clients()
     try:
-        return _reingest(settings, _files(args.files), None, None)
+        return _reingest(settings, _files(args.files), None, None, skip_stored=not args.include_stored)
     except (OSError, RecordFileError) as exc:
         raise SettingsError(str(exc)) from None
 
@@ -131,6 +136,10 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
+INCLUDE_STORED_HELP = ("also send touchpoints whose event_id ClickHouse already holds (skipped by default; "
+                       "--from-clickhouse always sends them)")
+
+
 def add_parsers(sub: Any) -> None:
     """Register the operator subcommands on ``touchpoint``'s subparsers."""
     replay = sub.add_parser("replay", help="re-ingest a time range into the source topics (idempotent)")
@@ -140,8 +149,10 @@ def add_parsers(sub: Any) -> None:
     source.add_argument("--file", help="a JSON-lines or Avro object container file of events")
     replay.add_argument("--since", help="first event time to include (ISO-8601 with zone, or epoch ms)")
     replay.add_argument("--until", help="event time to stop before (ISO-8601 with zone, or epoch ms)")
+    replay.add_argument("--include-stored", action="store_true", help=INCLUDE_STORED_HELP)
     backfill = sub.add_parser("backfill", help="ingest historical events from files, in event-time order")
     backfill.add_argument("files", nargs="+", help="JSON-lines or Avro object container files")
+    backfill.add_argument("--include-stored", action="store_true", help=INCLUDE_STORED_HELP)
     forget = sub.add_parser("forget", help="erase a customer: rows, state, and a suppression entry")
     forget.add_argument("customer_id")
     forget.add_argument("--identifier", action="append", default=[], metavar="TYPE:VALUE",

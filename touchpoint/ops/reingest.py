@@ -4,8 +4,12 @@ Records are checked with the worker's own decoder before anything is sent, so a 
 what will be skipped and why instead of filling the dead-letter table; records of erased
 customers are skipped too. What remains is sent in event-time order (journeys and channel
 windows are defined on event time) as the original records, unchanged: the worker normalises
-and hashes identifiers itself, exactly as for live traffic. Event ids are kept, so re-sending an
-event the pipeline already holds is absorbed by its de-duplication and ReplacingMergeTree rows.
+and hashes identifiers itself, exactly as for live traffic. Event ids are kept.
+
+Idempotence: touchpoints whose ``event_id`` is already in ClickHouse are skipped by default, so a
+second run sends nothing new. Re-sending them is possible (replay from ClickHouse does, to rebuild
+state), but then idempotence rests on the worker, whose de-duplication remembers only each
+customer's recent events and open journeys: an older event arrives as a new, late one.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from pipeline.model import DeadLetter, Event
 from pipeline.suppression import SuppressionList
 from pipeline.wireformat import encode_json
 from touchpoint.security import kafka_python_config
-from touchpoint.settings import Settings, Topics
+from sinks.clickhouse import connect
+from touchpoint.settings import ClickHouseTarget, Settings, Topics
 
 PROGRESS_EVERY = 500
 
 SUPPRESSED = "customer erased (suppression list)"
 OUTSIDE_RANGE = "outside the requested time range"
 REPEATED = "event_id repeated in the input"
+ALREADY_STORED = "already stored in ClickHouse"
+STORED_LOOKUP_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,8 @@ class Outgoing:
     key: bytes | None
     value: bytes
     occurred_at_ms: int
+    event_id: str
+    touchpoint: bool  # False for an identity link, which has no row in ``touchpoints``
 
 
 @dataclass
@@ -50,6 +59,13 @@ class Plan:
     @property
     def read(self) -> int:
         return len(self.messages) + sum(self.skipped.values())
+
+    def drop_stored(self, stored: set[str]) -> None:
+        """Skip the touchpoints whose ``event_id`` ClickHouse already holds."""
+        kept = [m for m in self.messages if not (m.touchpoint and m.event_id in stored)]
+        if len(kept) < len(self.messages):
+            self.skipped[ALREADY_STORED] += len(self.messages) - len(kept)
+        self.messages = kept
 
 
 class ReingestError(RuntimeError):
@@ -96,7 +112,8 @@ def plan(
         else:
             topic = topics.identity
         key = (decoded.customer_id or decoded.event_id).encode()
-        result.messages.append(Outgoing(topic, key, value, decoded.occurred_at_ms))
+        result.messages.append(Outgoing(topic, key, value, decoded.occurred_at_ms, decoded.event_id,
+                                        isinstance(decoded, Event)))
     result.messages.sort(key=lambda message: message.occurred_at_ms)  # stable: ties keep input order
     return result
 
@@ -126,6 +143,20 @@ def send(messages: list[Outgoing], settings: Settings, progress: Callable[[int],
     if progress is not None:
         progress(len(messages))
     return len(messages)
+
+
+def stored_event_ids(target: ClickHouseTarget, event_ids: list[str]) -> set[str]:
+    """Which of these event ids have a row in ``touchpoints`` (looked up in chunks)."""
+    client = connect(target)
+    try:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), STORED_LOOKUP_CHUNK):
+            chunk = tuple(event_ids[start:start + STORED_LOOKUP_CHUNK])
+            found.update(event_id for (event_id,) in client.execute(
+                f"SELECT DISTINCT event_id FROM {target.database}.touchpoints WHERE event_id IN %(ids)s", {"ids": chunk}))
+        return found
+    finally:
+        client.disconnect()
 
 
 def describe(plan_: Plan, sent: int) -> str:
