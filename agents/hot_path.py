@@ -31,6 +31,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 from faust.types import TP, Message
 
+from agents.staged_table import StagedTable
 from pipeline.alerting import AlertEvent
 from pipeline.channel_health import ChannelHealth
 from pipeline.customer import CustomerStep, Emitted, alert_row
@@ -59,6 +60,19 @@ class Handover:
     op: bytes
     peer: str  # MERGE: the customer to hand over to; ABSORB: the anonymous key handed over
     state: bytes | None = None
+
+
+@dataclass
+class StageResult:
+    """What a stage made of a batch: rows to store, then (from the acknowledgement) state to make
+    durable, then ``after`` (latency metrics)."""
+
+    rows: dict[str, list[Row]]
+    durable: Callable[[], None] | None = None
+    after: Callable[[], None] | None = None
+
+
+NOTHING = StageResult({})
 
 
 def handover_of(message: Message) -> Handover | None:
@@ -107,8 +121,8 @@ class HotPath:
         self.metrics = metrics
         self.consumer = consumer
         self.producer = producer
-        self.identity_table = identity_table
-        self.customer_table = customer_table
+        self.identities = StagedTable(identity_table)
+        self.customers = StagedTable(customer_table)
         self._topic_partitions = topic_partitions
         self._aligned: dict[str, bool] = {}
         self._links_sent: OrderedDict[str, str] = OrderedDict()
@@ -127,8 +141,8 @@ class HotPath:
         self.topics = frozenset(stages)
 
     async def handle(self, tp: TP, messages: Sequence[Message]) -> None:
-        rows, after = await self._stages[tp.topic](tp, messages)
-        self.sink.add(rows, ack=self._acker(messages), after=after)
+        result = await self._stages[tp.topic](tp, messages)
+        self.sink.add(result.rows, ack=self._acker(messages, result.durable), after=result.after)
         if self.sink.full:
             await self.sink.flush()
 
@@ -137,7 +151,7 @@ class HotPath:
 
     # -- stages ---------------------------------------------------------------------------
 
-    async def _ingest(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+    async def _ingest(self, tp: TP, messages: Sequence[Message]) -> StageResult:
         channel = self.channel_topics.get(tp.topic)
         now_ms = int(time.time() * 1000)
         decode = self.decoder.decode
@@ -170,13 +184,14 @@ class HotPath:
         for reason, count in invalid.items():
             self.metrics.events_invalid.labels(channel or "identity", reason).inc(count)
         if not local:
-            return {}, None
+            return NOTHING
         return await self._apply_customer_events(local)
 
-    async def _resolve(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+    async def _resolve(self, tp: TP, messages: Sequence[Message]) -> StageResult:
         send = self.producer.send
-        table = self.identity_table
+        table = self.identities
         states: dict[bytes, IdentityState] = {}
+        writes: dict[bytes, bytes] = {}
         links: list[Row] = []
         decisions: Counter[tuple[str, str]] = Counter()
         for message in messages:
@@ -191,7 +206,7 @@ class HotPath:
             new_state, decision = self.identity.decide(state, body)
             states[key] = new_state
             if decision.store:
-                table[key] = new_state.to_bytes()
+                writes[key] = new_state.to_bytes()
             decisions[decision.labels] += 1
             if decision.decision != CONFIRMED:
                 links.append(decision.row)
@@ -201,23 +216,23 @@ class HotPath:
                            None, None, [(OP_HEADER, MERGE)])
         for (decision_name, reason), count in decisions.items():
             self.metrics.identity_links.labels(decision_name, reason).inc(count)
-        return {"identity_links": links}, None
+        return StageResult({"identity_links": links}, table.stage(writes) if writes else None)
 
-    async def _customers(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+    async def _customers(self, tp: TP, messages: Sequence[Message]) -> StageResult:
         return await self._apply_customer_events(
             [(m.key, handover_of(m) or from_wire(m.value)) if m.headers else (m.key, from_wire(m.value))
              for m in messages])
 
-    async def _dead_letters(self, tp: TP, messages: Sequence[Message]) -> tuple[dict[str, list[Row]], Any]:
+    async def _dead_letters(self, tp: TP, messages: Sequence[Message]) -> StageResult:
         rows = [dead_letter_row(m.headers, m.key, m.value) for m in messages]
-        return {"dead_letters": rows}, None
+        return StageResult({"dead_letters": rows})
 
     # -- shared by ingest (aligned events) and the customer stage --------------------------
 
     async def _apply_customer_events(
         self, items: Iterable[tuple[bytes, Event | Handover]]
-    ) -> tuple[dict[str, list[Row]], Callable[[], None]]:
-        step, health, table = self.step, self.health, self.customer_table
+    ) -> StageResult:
+        step, health, table = self.step, self.health, self.customers
         states: dict[bytes, Any] = {}
         changed: set[bytes] = set()
         emitted = Emitted()
@@ -246,15 +261,15 @@ class HotPath:
             emitted.extend(result)
         self.watermark_ms = watermark
         now = time.monotonic()
+        writes: dict[bytes, bytes | None] = {}
         for key in changed:
             state = states[key]
             if state is None:
-                if key in table:
-                    del table[key]
+                writes[key] = None
                 self.touched.pop(key, None)
                 self._at_risk.discard(key)
                 continue
-            table[key] = state_to_json(state)
+            writes[key] = state_to_json(state)
             self.touched[key] = now
             self._note_risk(key, state)
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts)
@@ -262,7 +277,7 @@ class HotPath:
         rows = emitted.rows
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
-        return rows, self._written(occurred)
+        return StageResult(rows, table.stage(writes), self._written(occurred))
 
     async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
         """Back-stitching: an anonymous key's state moves to its customer (returns the new state).
@@ -296,12 +311,13 @@ class HotPath:
         """
         owned = self._owned_partitions()
         settled = time.monotonic() - settle_seconds
-        closing: list[tuple[bytes, Any]] = []
+        closing: list[tuple[bytes, bytes | None, Any]] = []
         emitted = Emitted()
         for key, touched_at in list(self.touched.items()):
             if touched_at > settled:
                 continue
-            state = state_from_json(self.customer_table.get(key))
+            raw = self.customers.get(key)
+            state = state_from_json(raw)
             if state is None or key_partition(key, self.partitions) not in owned:
                 del self.touched[key]
                 continue
@@ -312,14 +328,15 @@ class HotPath:
                 continue
             new_state, closed = result
             emitted.extend(closed)
-            closing.append((key, new_state))
+            closing.append((key, raw, new_state))
         if not closing:
             return
         self.sink.add(emitted.rows)
         await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
-        for key, new_state in closing:
-            self.customer_table[key] = state_to_json(new_state)
-            self._note_risk(key, new_state)
+        for key, raw, new_state in closing:
+            if self.customers.get(key) is raw:  # else an event came meanwhile; it closes it later
+                self.customers.stage({key: state_to_json(new_state)})()
+                self._note_risk(key, new_state)
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
 
@@ -329,11 +346,13 @@ class HotPath:
         self._aligned.clear()
         self.touched.clear()
         self._at_risk.clear()
+        self.customers.abandon()
+        self.identities.abandon()
 
     async def on_recovered(self) -> None:
         """After a rebalance and table recovery: every owned customer is looked at again once."""
         owned = self._owned_partitions()
-        for key, raw in list(self.customer_table.items()):
+        for key, raw in self.customers.items():
             if key_partition(key, self.partitions) in owned:
                 state = state_from_json(raw)
                 if state is not None:
@@ -380,10 +399,12 @@ class HotPath:
             aligned = self._aligned[topic] = self._topic_partitions(topic) == self.partitions
         return aligned
 
-    def _acker(self, messages: Sequence[Message]) -> Callable[[], Any]:
+    def _acker(self, messages: Sequence[Message], durable: Callable[[], None] | None) -> Callable[[], Any]:
         ack = self.consumer.ack
 
         async def acknowledge() -> None:
+            if durable is not None:
+                durable()
             for message in messages:
                 ack(message)
         return acknowledge
