@@ -108,9 +108,10 @@ def test_a_degraded_channel_fires_the_shipped_alert_and_recovery_resolves_it(set
             # healthy pages (85 points) lift the window's mean to 71: the alert resolves
             healthy = page_views(60, now_ms - 20_000, {"page": "/home", "load_ms": 800})
             produce(Scenario(healthy, None), settings.kafka_bootstrap_servers, settings.topic_prefix)
+            wait_until(lambda: metric_value(worker.scrape(), "cx_channel_score", {"channel": "web"})
+                       == pytest.approx(71.0), timeout=120, interval=1, describe="the recovery traffic processed")
             wait_until(lambda: not firing(url, "CXChannelScoreLow"), timeout=60, interval=1,
                        describe="CXChannelScoreLow resolved")
-            assert metric_value(worker.scrape(), "cx_channel_score", {"channel": "web"}) == pytest.approx(71.0)
     finally:
         assert worker.stop() == 0
 
