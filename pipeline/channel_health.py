@@ -47,20 +47,21 @@ class ChannelHealth:
         self._quiet_evaluated_ms: int | None = None
 
     def observe(self, event: Event, score: Score) -> list[AlertEvent]:
-        """Count one touchpoint; returns the alert transitions due at this point of event time."""
-        self.windows.add(event.channel, dimension_of(event), event.occurred_at_ms, score.value,
-                         event.feedback, is_friction(score), is_error(event))
-        watermark = self.windows.watermark_ms
-        if watermark is None:
-            return []
-        if self._next_tick_ms is None:
-            self._next_tick_ms = (watermark // self._every_ms + 1) * self._every_ms
-            return []
+        """Count one touchpoint; returns the alert transitions due at this point of event time.
+
+        The ticks this touchpoint moves event time past are judged first, without it: a window
+        ending at a tick holds what happened up to the tick, and after a gap in the stream the
+        ticks in the gap still see the touchpoints before it (which the new watermark evicts).
+        """
         alerts: list[AlertEvent] = []
-        while watermark >= self._next_tick_ms:
+        while self._next_tick_ms is not None and event.occurred_at_ms >= self._next_tick_ms:
             alerts.extend(self.evaluate(self._next_tick_ms))
             self._snapshot(self._next_tick_ms)
             self._next_tick_ms += self._every_ms
+        self.windows.add(event.channel, dimension_of(event), event.occurred_at_ms, score.value,
+                         event.feedback, is_friction(score), is_error(event))
+        if self._next_tick_ms is None:
+            self._next_tick_ms = (event.occurred_at_ms // self._every_ms + 1) * self._every_ms
         return alerts
 
     def evaluate_quiet(self, idle_seconds: float = 0.0) -> list[AlertEvent]:

@@ -54,10 +54,16 @@ def window_label(seconds: int) -> str:
 
 def channel_figures(windows: ChannelWindows, at_ms: int, window_sizes: Sequence[int],
                     top_n: int) -> list[ChannelFigure]:
-    """Every channel with kept buckets: its total and its top N values plus "(other)", per size."""
+    """Every channel with touchpoints in the longest of these windows: its total and its top N
+    values plus "(other)", per size. A channel quiet for all of them has no figures, so a gap in
+    the stream (a replay jumping a weekend) writes no empty rows; within the longest window a
+    shorter one may show volume 0, which is how a channel going quiet shows."""
     channels = sorted({channel for channel, _ in windows.subjects()})
     figures: list[ChannelFigure] = []
+    longest = max(window_sizes, default=0)
     for channel in channels:
+        if not windows.snapshot(channel, CHANNEL_TOTAL, at_ms, longest).volume:
+            continue
         for size in window_sizes:
             total = windows.snapshot(channel, CHANNEL_TOTAL, at_ms, size)
             figures.append(ChannelFigure(channel, CHANNEL_TOTAL, size, at_ms, total))
