@@ -73,12 +73,8 @@ class ChannelHealth:
         to move on with the wall clock, in whole buckets, so a firing alert whose window empties
         resolves as "quiet" even though no event comes to move event time.
         """
-        watermark = self.windows.watermark_ms
-        if watermark is None:
-            return []
-        bucket_ms = self.windows.bucket_seconds * 1000
-        at_ms = watermark + int(max(idle_seconds, 0.0) * 1000) // bucket_ms * bucket_ms
-        if at_ms == self._quiet_evaluated_ms:
+        at_ms = self._now_ms(idle_seconds)
+        if at_ms is None or at_ms == self._quiet_evaluated_ms:
             return []
         self._quiet_evaluated_ms = at_ms
         return self.evaluate(at_ms)
@@ -104,24 +100,36 @@ class ChannelHealth:
         figures, self._figures = self._figures, []
         return figures
 
-    def figures_now(self) -> list[ChannelFigure]:
-        """The reported windows ending at the watermark, for the gauges (empty before any event)."""
-        watermark = self.windows.watermark_ms
-        if watermark is None:
+    def figures_now(self, idle_seconds: float = 0.0) -> list[ChannelFigure]:
+        """The reported windows ending now, for the gauges (empty before any event).
+
+        Now is the watermark, moved on by ``idle_seconds`` as in :meth:`evaluate_quiet`: a stream
+        that stopped has its channels drop out once their longest window is empty.
+        """
+        at_ms = self._now_ms(idle_seconds)
+        if at_ms is None:
             return []
         windows = self.config.windows
-        return channel_figures(self.windows, watermark, windows.report_windows_seconds, windows.dimension_top_n)
+        return channel_figures(self.windows, at_ms, windows.report_windows_seconds, windows.dimension_top_n)
 
-    def channel_totals(self) -> dict[str, WindowStats]:
-        """Current alert window per channel, for the gauges."""
-        watermark = self.windows.watermark_ms
-        if watermark is None:
+    def channel_totals(self, idle_seconds: float = 0.0) -> dict[str, WindowStats]:
+        """Current alert window per channel, for the gauges (now as in :meth:`figures_now`)."""
+        at_ms = self._now_ms(idle_seconds)
+        if at_ms is None:
             return {}
         return {
-            channel: self.windows.snapshot(channel, CHANNEL_TOTAL, watermark, self.config.windows.window_seconds)
+            channel: self.windows.snapshot(channel, CHANNEL_TOTAL, at_ms, self.config.windows.window_seconds)
             for channel, dimension in self.windows.subjects()
             if dimension == CHANNEL_TOTAL
         }
+
+    def _now_ms(self, idle_seconds: float) -> int | None:
+        """The watermark, moved on by the wall-clock idle time in whole buckets; None before any event."""
+        watermark = self.windows.watermark_ms
+        if watermark is None:
+            return None
+        bucket_ms = self.windows.bucket_seconds * 1000
+        return watermark + int(max(idle_seconds, 0.0) * 1000) // bucket_ms * bucket_ms
 
     def _snapshot(self, at_ms: int) -> None:
         windows = self.config.windows

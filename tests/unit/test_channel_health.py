@@ -116,3 +116,12 @@ def test_a_gap_in_the_stream_writes_no_empty_rows() -> None:
     figures = health.take_figures()
     assert figures and all(f.stats.volume > 0 or f.window_seconds == 300 for f in figures)
     assert len({f.window_end_ms for f in figures}) == 59  # ticks 1 min .. 59 min: the hour still holds the call
+
+
+def test_the_gauges_of_an_idle_stream_empty_with_the_wall_clock() -> None:
+    health = ChannelHealth(load_model_config())
+    touch(health, 3, "store", T0 + SECOND, 70.0, {"store_id": "s-1"})
+    assert health.channel_totals(idle_seconds=200)["store"].volume == 3
+    assert health.channel_totals(idle_seconds=310)["store"].volume == 0  # the 5-minute window has emptied
+    assert {f.window_seconds for f in health.figures_now(idle_seconds=310) if f.stats.volume} == {3600}
+    assert health.figures_now(idle_seconds=3610) == []  # quiet for the longest window: no series
