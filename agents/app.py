@@ -67,10 +67,12 @@ def build_app(runtime: Runtime) -> Stages:
         app.topics.add(app.topic(name, partitions=settings.partitions, **raw))
     # Tables hold bytes we encode ourselves; the hot path writes them outside any Faust stream,
     # so their changelog partition comes from the key (the same partitioner as the topics').
+    # bytes key and value types make the changelog serializers raw too (else Faust uses JSON,
+    # and recovery cannot read back what was written).
     identity_table = app.Table("identity", default=None, partitions=settings.partitions,
-                               use_partitioner=True)
+                               use_partitioner=True, key_type=bytes, value_type=bytes)
     customer_table = app.Table("customers", default=None, partitions=settings.partitions,
-                               use_partitioner=True)
+                               use_partitioner=True, key_type=bytes, value_type=bytes)
 
     metrics = runtime.metrics
     step = CustomerStep(runtime.model)

@@ -38,7 +38,7 @@ class StagedTable:
                         del table[key]
                 else:
                     table[key] = value
-                if pending.get(key) is value:
+                if key in pending and pending[key] is value:  # not staged again since
                     del pending[key]
         return apply
 
