@@ -16,6 +16,8 @@ from typing import Any
 
 from touchpoint.settings import Settings, SettingsError
 
+UNKNOWN_TABLE = 60  # ClickHouse error code: the schema is behind this release
+
 
 def _quiet_kafka_clients() -> None:
     """The commands report Kafka failures themselves; the client's chatter would bury the report."""
@@ -38,11 +40,12 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
 def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int | None, until: int | None,
               skip_stored: bool) -> int:
     """The part replay and backfill share: check, order, send with progress, summarise."""
+    from clickhouse_driver.errors import ServerException
     from prometheus_client import CollectorRegistry
 
     from pipeline.suppression import SuppressionList
     from touchpoint.cli import ProgressLine
-    from touchpoint.ops.reingest import describe, plan, send, stored_event_ids
+    from touchpoint.ops.reingest import ReingestError, describe, plan, send, stored_event_ids
     from touchpoint.ops.suppressions import load_suppression_list
     from touchpoint.runtime import Runtime
     from touchpoint.topics import ensure_topics
@@ -50,7 +53,12 @@ def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS is not set")
     decoder = Runtime.create(settings, CollectorRegistry()).decoder
-    suppression = load_suppression_list(settings.clickhouse) if settings.clickhouse_url else None
+    try:
+        suppression = load_suppression_list(settings.clickhouse) if settings.clickhouse_url else None
+    except ServerException as exc:
+        if exc.code == UNKNOWN_TABLE:
+            raise SettingsError("ClickHouse has no suppressions table yet: run `touchpoint migrate`") from None
+        raise
     if suppression is None:
         print("note: TOUCHPOINT_CLICKHOUSE_URL is not set, so erased customers cannot be skipped here; "
               "workers still drop them", file=sys.stderr)
@@ -61,7 +69,12 @@ def _reingest(settings: Settings, records: Iterable[dict[str, Any]], since: int 
         planned.drop_stored(stored_event_ids(settings.clickhouse, [m.event_id for m in planned.messages if m.touchpoint]))
     ensure_topics(settings)
     progress = ProgressLine("sent", len(planned.messages))
-    sent = send(planned.messages, settings, progress.update)
+    try:
+        sent = send(planned.messages, settings, progress.update)
+    except ReingestError as exc:
+        progress.done()
+        print(f"touchpoint: {exc}", file=sys.stderr)
+        return 1
     progress.done()
     print(describe(planned, sent))
     return 0

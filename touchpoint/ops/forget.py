@@ -143,7 +143,7 @@ def forget(settings: Settings, customer_id: str, identifiers: Iterable[tuple[str
         changelog_topic(settings.app_id, IDENTITY_TABLE): erasure.identifier_keys,
     })
     return ErasureReport(erasure.customer_key, len(erasure.anonymous_keys), len(erasure.identifier_keys),
-                         suppressed, {t: n for t, n in deleted.items()}, left, tombstones, missing)
+                         suppressed, deleted, left, tombstones, missing)
 
 
 def table_conditions(client: Client, database: str, erasure: Erasure) -> dict[str, tuple[str, dict[str, Any]]]:
