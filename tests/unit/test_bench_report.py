@@ -74,3 +74,11 @@ def test_options_parse_workers_and_contenders() -> None:
 def test_options_refuse_bad_values_with_a_named_option(argv: tuple[str, ...]) -> None:
     with pytest.raises(SettingsError, match=argv[0]):
         options_from(_args(*argv), Settings())
+
+
+def test_render_states_the_workers_insert_time() -> None:
+    result = ContenderResult("touchpoint", "ok", events_per_s=1000.0, window_s=10.0, window_events=10_000,
+                             observed={"clickhouse_inserts": 40.0, "clickhouse_rows": 25_000.0,
+                                       "clickhouse_insert_seconds": 4.0})
+    text = render(build_report([result], None, None, {}))
+    assert "touchpoint: 40 ClickHouse inserts, 2.5 rows per event, 4.0 s inserting (40% of the window)" in text

@@ -25,6 +25,11 @@ from touchpoint.settings import Settings
 STOP_GRACE_SECONDS = 15.0
 # The worker's counters of finished messages: accepted events and dead-lettered ones.
 PROCESSED_METRICS = ("cx_events_processed_total", "cx_events_invalid_total")
+SINK_METRICS = {
+    "cx_sink_batch_duration_seconds_count": "clickhouse_inserts",
+    "cx_sink_batch_duration_seconds_sum": "clickhouse_insert_seconds",
+    "cx_sink_batch_rows_sum": "clickhouse_rows",
+}
 # A scrape renders every metric family in the worker (about 8% of its CPU at five a second), so
 # the worker is asked once a second: +-1 s on a window of a minute or more.
 SCRAPE_SECONDS = 1.0
@@ -41,6 +46,9 @@ class Contender(Protocol):
 
     def exited(self) -> int | None:
         """An exit code if any of its processes has ended, else None."""
+
+    def observed(self) -> dict[str, float]:
+        """Figures the contender exposes about itself at the end of its run (may be empty)."""
 
     def stop(self) -> None: ...
 
@@ -83,6 +91,9 @@ class PeerProcess:
     def exited(self) -> int | None:
         return self.process.poll()
 
+    def observed(self) -> dict[str, float]:
+        return {}
+
     def stop(self) -> None:
         terminate(self.process, STOP_GRACE_SECONDS)
         self._reader.join(5)
@@ -119,6 +130,18 @@ class TouchpointWorkers:
                 return []  # not serving yet
             total += sum(metric_value(exposition, name) for name in PROCESSED_METRICS)
         return [Sample(time.time(), int(total))]
+
+    def observed(self) -> dict[str, float]:
+        """The workers' own ClickHouse sink figures, summed: how much of the run went to inserts."""
+        totals = dict.fromkeys(SINK_METRICS.values(), 0.0)
+        for worker in self.workers:
+            try:
+                exposition = worker.scrape()
+            except OSError:
+                return {}
+            for metric, key in SINK_METRICS.items():
+                totals[key] += metric_value(exposition, metric)
+        return totals
 
     def exited(self) -> int | None:
         for worker in self.workers:

@@ -32,6 +32,7 @@ class ContenderResult:
     processes: int = 1
     detail: str = ""
     profile: list[dict[str, object]] | None = None  # top frames by self time, when profiled
+    observed: dict[str, float] | None = None  # what the contender reports about itself (Touchpoint's sink)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +54,7 @@ def measure(
     peak_rss: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     status, detail = "ok", ""
+    observed: dict[str, float] = {}
     try:
         while True:
             _sample_process(contender, cpu_points, peak_rss)
@@ -73,9 +75,12 @@ def measure(
             if on_progress is not None and samples:
                 on_progress(samples[-1].count)
             time.sleep(SAMPLE_SECONDS)
+        observed = contender.observed()
     finally:
         contender.stop()
-    return _result(contender, total, samples, cpu_points, peak_rss, status, detail)
+    result = _result(contender, total, samples, cpu_points, peak_rss, status, detail)
+    result.observed = observed or None
+    return result
 
 
 def _sample_process(contender: Contender, cpu_points: list[tuple[float, float]], peak_rss: dict[int, int]) -> None:

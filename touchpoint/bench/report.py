@@ -83,6 +83,13 @@ def render(report: Mapping[str, Any]) -> str:
     for result in report["contenders"].values():
         if result.get("detail"):
             lines.append(f"  {result['name']}: {result['detail']}")
+        sink = result.get("observed")
+        if sink and sink.get("clickhouse_inserts") and result.get("window_s") and result.get("window_events"):
+            lines.append(
+                f"  {result['name']}: {sink['clickhouse_inserts']:.0f} ClickHouse inserts, "
+                f"{sink['clickhouse_rows'] / result['window_events']:.1f} rows per event, "
+                f"{sink['clickhouse_insert_seconds']:.1f} s inserting "
+                f"({sink['clickhouse_insert_seconds'] / result['window_s']:.0%} of the window)")
         for share in (result.get("profile") or [])[:10]:
             lines.append(f"  {result['name']} profile: {share['self']:6.1%} self, {share['total']:6.1%} total  "
                          f"{share['frame']}")
