@@ -84,6 +84,8 @@ class Subject:
 
 @dataclass(frozen=True)
 class Registration:
+    """What ``register_bundled`` did for one subject: the id the registry gave, the level it set."""
+
     subject: str
     topic: str
     schema_id: int
@@ -118,6 +120,12 @@ def bundled_schema_text(schema_name: str) -> str:
     return (schemas.AVRO_DIR / f"{schema_name}.avsc").read_text(encoding="utf-8")
 
 
+def check_compatibility(level: str | None) -> None:
+    """Refuse a level the registry API does not have, before anything is changed."""
+    if level is not None and level not in COMPATIBILITY_LEVELS:
+        raise ValueError(f"unknown compatibility level {level}; one of {', '.join(COMPATIBILITY_LEVELS)}")
+
+
 def register_bundled(
     client: SchemaRegistryClient, topics: Topics, compatibility: str | None = DEFAULT_COMPATIBILITY
 ) -> list[Registration]:
@@ -127,8 +135,7 @@ def register_bundled(
     against it; ``None`` leaves the subjects' levels as they are. Raises ``SchemaRegistryError``
     when the registry refuses (e.g. a schema incompatible with what is registered).
     """
-    if compatibility is not None and compatibility not in COMPATIBILITY_LEVELS:
-        raise ValueError(f"unknown compatibility level {compatibility!r}")
+    check_compatibility(compatibility)
     done = []
     for subject in subjects(topics):
         if compatibility is not None:
@@ -146,10 +153,10 @@ class RegistryRefused(RuntimeError):
 def register_with_settings(settings: Settings, compatibility: str | None) -> list[Registration]:
     """``touchpoint schemas register``: register the bundle at the configured registry."""
     url = settings.schema_registry_url
-    if compatibility is not None and compatibility not in COMPATIBILITY_LEVELS:
-        raise RegistryRefused(
-            f"unknown compatibility level {compatibility}; one of {', '.join(COMPATIBILITY_LEVELS)}"
-        )
+    try:
+        check_compatibility(compatibility)
+    except ValueError as exc:
+        raise RegistryRefused(str(exc)) from None
     try:
         return register_bundled(connect(url), settings.topics, compatibility)
     except SchemaRegistryError as exc:
