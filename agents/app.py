@@ -9,7 +9,9 @@ own topics are drained in batches by :class:`agents.batching.BatchingConsumer` a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +20,11 @@ import faust
 from agents.batching import BatchingApp
 from agents.hot_path import HotPath, count_alerts, publish_alerts
 from pipeline.channel_health import ChannelHealth
+from pipeline.channel_scores import channel_report
 from pipeline.customer import CustomerStep, alert_row
 from pipeline.identity import IdentityRules
 from pipeline.model import CHANNELS
+from sinks.alertmanager import pusher_for
 from sinks.batcher import AckingSink
 from sinks.clickhouse import ClickHouseWriter
 from touchpoint.runtime import Runtime, identifier_policy
@@ -80,6 +84,7 @@ def build_app(runtime: Runtime) -> Stages:
     sink = AckingSink(lambda: ClickHouseWriter(settings.clickhouse), metrics,
                       settings.sink_batch_rows, settings.sink_flush_seconds,
                       ack_before_write=settings.unsafe_ack_before_write)
+    pusher = pusher_for(settings.alertmanager_url, metrics)
     hot_path = HotPath(
         topics=topics, channel_topics=channel_topics, partitions=settings.partitions,
         decoder=runtime.decoder, step=step, health=health, identity=IdentityRules(runtime.model.identity, protect=identifier_policy(settings).protect), sink=sink, metrics=metrics,
@@ -87,6 +92,7 @@ def build_app(runtime: Runtime) -> Stages:
         identity_table=identity_table, customer_table=customer_table,
         topic_partitions=app.consumer.topic_partitions,
         at_risk_threshold=runtime.model.customer.at_risk_threshold,
+        pusher=pusher,
     )
     app.attach_batch_handler(hot_path, flush_grace_seconds=settings.shutdown_grace_seconds)
 
@@ -95,6 +101,11 @@ def build_app(runtime: Runtime) -> Stages:
         hot_path.on_partitions_revoked()
 
     customer_table.on_recover(hot_path.on_recovered)
+
+    if pusher is not None:
+        @app.on_before_shutdown.connect
+        async def stop_pushing(app: faust.App, **_: Any) -> None:
+            await asyncio.get_running_loop().run_in_executor(None, pusher.stop)
 
     @app.timer(interval=settings.sink_flush_seconds / 2, name="flush")
     async def flush() -> None:
@@ -106,13 +117,19 @@ def build_app(runtime: Runtime) -> Stages:
         metrics.customers_at_risk.set(hot_path.customers_at_risk)
 
     @app.timer(interval=2.0, name="channels")
-    async def channel_gauges() -> None:
-        alerts = health.evaluate_quiet()
+    async def channel_figures() -> None:
+        """Channel and dimension windows: rows for channel_scores, gauges, and quiet-time alerts."""
+        idle = 0.0 if hot_path.last_processed is None else time.monotonic() - hot_path.last_processed
+        alerts = health.evaluate_quiet(idle)
         if alerts:
             sink.add({"alerts": [alert_row(alert, alert.occurred_at_ms) for alert in alerts]})
-            await publish_alerts(app.producer, topics.alerts, alerts)
+            await publish_alerts(app.producer, topics.alerts, alerts, pusher)
             count_alerts(metrics, alerts)
-        for channel, stats in health.channel_totals().items():
+        report = channel_report(health.take_figures(), int(time.time() * 1000), health.figures_now(idle))
+        if report.rows:
+            sink.add({"channel_scores": report.rows})
+        metrics.set_window_figures(report.gauges)
+        for channel, stats in health.channel_totals(idle).items():
             if stats.mean_score is not None:
                 metrics.channel_score.labels(channel).set(stats.mean_score)
             metrics.channel_window_events.labels(channel).set(stats.volume)

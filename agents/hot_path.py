@@ -41,6 +41,7 @@ from pipeline.identifiers import identifier_key, primary_identifier
 from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key
 from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
 from pipeline.state_codec import state_from_json, state_to_json
+from sinks.alertmanager import AlertmanagerPusher
 from sinks.batcher import AckingSink
 from sinks.clickhouse import Row
 from sinks.metrics import Metrics
@@ -109,6 +110,7 @@ class HotPath:
         customer_table: Any,
         topic_partitions: Callable[[str], int | None],
         at_risk_threshold: float,
+        pusher: AlertmanagerPusher | None = None,
     ) -> None:
         self.names = topics
         self.channel_topics = channel_topics
@@ -127,6 +129,8 @@ class HotPath:
         self._aligned: dict[str, bool] = {}
         self._links_sent: OrderedDict[str, str] = OrderedDict()
         self.at_risk_threshold = at_risk_threshold
+        self.pusher = pusher
+        self.last_processed: float | None = None  # monotonic time of the last touchpoint applied
         self._at_risk: set[bytes] = set()
         self.watermark_ms = 0
         # Customers whose journeys the idle timer must look at, with the wall-clock time of their
@@ -272,7 +276,7 @@ class HotPath:
             writes[key] = state_to_json(state)
             self.touched[key] = now
             self._note_risk(key, state)
-        await publish_alerts(self.producer, self.names.alerts, emitted.alerts)
+        await publish_alerts(self.producer, self.names.alerts, emitted.alerts, self.pusher)
         self._record(processed, occurred, emitted)
         rows = emitted.rows
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
@@ -428,6 +432,7 @@ class HotPath:
             for occurred_at_ms in occurred:
                 observe(max(now - occurred_at_ms / 1000, 0.0))
             metrics.last_event_processed.set(now)
+            self.last_processed = time.monotonic()
         for outcome, count in Counter(emitted.closed_outcomes).items():
             metrics.journeys_closed.labels(outcome).inc(count)
         count_alerts(metrics, emitted.alerts)
@@ -440,7 +445,11 @@ def link_message(customer_id: str, event_id: str, occurred_at_ms: int, id_type: 
     })
 
 
-async def publish_alerts(producer: Any, topic: str, alerts: list[AlertEvent]) -> None:
+async def publish_alerts(producer: Any, topic: str, alerts: list[AlertEvent],
+                         pusher: AlertmanagerPusher | None) -> None:
+    """Alerts to their Kafka topic and, when configured, to Alertmanager (queued, never blocking)."""
+    if pusher is not None and alerts:
+        pusher.push(alerts)
     for alert in alerts:
         await producer.send(topic, alert.alert_id.encode(),
                             orjson.dumps(alert_row(alert, alert.occurred_at_ms)), None, None, None)

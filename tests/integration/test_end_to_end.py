@@ -61,6 +61,11 @@ def test_generated_traffic_end_to_end(settings: Settings, tmp_path: Path) -> Non
                 f"SELECT journey_id, status, outcome, channels, touchpoint_count, started_at, ended_at "
                 f"FROM {db}.customer_journeys WHERE customer_key = %(c)s ORDER BY started_at", {"c": customer}))
 
+        # every journey's touchpoint count is the number of touchpoints that name it
+        from touchpoint.faults import JOURNEYS_DISAGREEING
+        wait_until(lambda: client.execute(JOURNEYS_DISAGREEING.format(db=db))[0][0] == 0, timeout=20,
+                   describe="journeys agreeing with their touchpoints")
+
         # the scripted unhappy customer has an alert, the happy one has none
         alerted = {key for (key,) in client.execute(
             f"SELECT DISTINCT customer_key FROM {db}.alerts FINAL WHERE subject_kind = 'customer' AND state = 'firing'")}
@@ -76,9 +81,14 @@ def test_generated_traffic_end_to_end(settings: Settings, tmp_path: Path) -> Non
         per_channel = dict(client.execute(f"SELECT channel, count() FROM {db}.customer_touchpoints GROUP BY channel"))
         for channel, count in per_channel.items():
             assert metric_value(exposition, "cx_events_processed_total", {"channel": channel}) == count
-        alerts_in_ch = client.execute(
-            f"SELECT count() FROM {db}.alerts FINAL WHERE state = 'firing'")[0][0]
-        assert metric_value(worker.scrape(), "cx_alerts_total") == alerts_in_ch
+        def firing_rows() -> int:
+            return client.execute(f"SELECT count() FROM {db}.alerts FINAL WHERE state = 'firing'")[0][0]
+        try:
+            wait_until(lambda: metric_value(worker.scrape(), "cx_alerts_total") == firing_rows(), timeout=10,
+                       describe="the alert counter agreeing with the alerts table")
+        except TimeoutError:
+            raise AssertionError(client.execute(
+                f"SELECT alert_id, rule, subject_kind, channel, state, version FROM {db}.alerts ORDER BY alert_id"))
     finally:
         client.disconnect()
         assert worker.stop() == 0
