@@ -73,6 +73,7 @@ class FaultSummary:
     outages: int = 0
     outage_seconds: float = 0.0
     rebalances: int = 0
+    crashes: int = 0
     lost: int = 0
     duplicated: int = 0
     unexpected: int = 0
@@ -96,6 +97,7 @@ class FaultSummary:
             f"kills:         {self.kills} SIGKILLs ({self.recovery_kills} during table recovery)",
             f"outages:       {self.outages} ClickHouse outage(s), {self.outage_seconds:.0f} s down in all",
             f"rebalances:    {self.rebalances} (scale 1 -> 2 -> 1 workers)",
+            f"crashes:       {self.crashes} workers exited by themselves (restarted, as an orchestrator would)",
             f"lost:          {self.lost}",
             f"duplicated:    {self.duplicated}",
             f"unexpected:    {self.unexpected} stored ids that were never produced",
@@ -144,9 +146,14 @@ class Fleet:
             self.stop(worker)
 
     def check_alive(self) -> None:
-        for worker in self.workers:
+        """A worker that exited by itself is counted, noted and replaced, as an orchestrator would."""
+        for worker in list(self.workers):
             if not worker.alive():
-                raise RuntimeError(f"a worker exited by itself; see {worker.log_path}")
+                self.workers.remove(worker)
+                self.summary.crashes += 1
+                self.summary.notes.append(f"{worker.log_path.name} exited by itself (code {worker.process.returncode})")
+                self.say(f"{worker.log_path.name} exited by itself; starting a replacement")
+                self.start()
 
 
 def read_topics(settings: Settings) -> list[str]:
@@ -294,16 +301,17 @@ def run_fault_suite(
         say(f"producing {len(rest.messages)} messages at {rate:.0f}/s while injecting faults")
         traffic, errors = _start_traffic(settings, rest, rate, say)
 
+        # Workers are picked by position, not kept by name: one that crashed has been replaced.
         _pause(step_seconds, fleet)
-        first = fleet.restart(fleet.workers[0])
+        fleet.restart(fleet.workers[0])
         _pause(step_seconds, fleet)
-        first = _kill_during_recovery(fleet, first)
+        _kill_during_recovery(fleet, fleet.workers[0])
         _pause(step_seconds, fleet)
-        second = fleet.start()
+        fleet.start()
         summary.rebalances += 1
         say("scaled to 2 workers")
         _pause(2 * step_seconds, fleet)
-        fleet.stop(second)
+        fleet.stop(fleet.workers[-1])
         summary.rebalances += 1
         say("scaled back to 1 worker")
         _pause(step_seconds, fleet)
@@ -312,7 +320,7 @@ def run_fault_suite(
         summary.outages += 1
         summary.outage_seconds += outage_seconds
         _pause(step_seconds, fleet)
-        fleet.restart(first)
+        fleet.restart(fleet.workers[0])
 
         traffic.join()
         if errors:
@@ -376,7 +384,11 @@ def run_negative_control(
             fleet.check_alive()
             return sum(uncommitted_messages(settings, topics).values()) == 0
 
-        wait_until(caught_up, timeout=180, interval=2.0, describe="the restarted worker caught up")
+        try:
+            wait_until(caught_up, timeout=180, interval=2.0, describe="the restarted worker caught up")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; uncommitted {uncommitted_messages(settings, topics)}, "
+                               f"{stored_touchpoints(settings)} events stored; see {fleet.workers[0].log_path}") from None
         time.sleep(settings.sink_flush_seconds * 4 + 1)
         compare(settings, scenario, summary)
     finally:
