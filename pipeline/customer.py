@@ -112,11 +112,12 @@ class CustomerStep:
         placeholder = Segment.touch(event.occurred_at_ms, event.event_id, event.channel, 0.0, outcome,
                                     is_failed_contact(event))
         regrouped = regroup(state.journeys, [placeholder], self.rules)
-        journey, predecessor = _place(regrouped.journeys, event.event_id)
+        journey, index = _locate(regrouped.journeys, event.event_id)
         repeat_contact = self._repeat_contact(state, event)
-        channel_switch = predecessor is not None and predecessor.last_channel != event.channel
+        channel_switch = index > 0 and journey.segments[index - 1].last_channel != event.channel
         score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, channel_switch))
-        scored = replace(placeholder, scores=(round(score.value, 3),))  # as the state codec keeps it
+        scored = replace(placeholder, scores=(round(score.value, 3),),  # as the state codec keeps it
+                         context=int(repeat_contact) | int(channel_switch) << 1)
         journeys = tuple(
             replace(j, segments=tuple(scored if s is placeholder else s for s in j.segments)) if j is journey else j
             for j in regrouped.journeys
@@ -236,13 +237,25 @@ class CustomerStep:
         return replace(state, journeys=tuple(kept))
 
     def _replay(self, state: CustomerState, key: str, event: Event | None, seen: Seen | None) -> Emitted:
-        """The rows of an event (or hand-over) applied before: the current truth, state unchanged."""
+        """The rows of an event (or hand-over) applied before: the current truth, state unchanged.
+
+        The first attempt may have crashed before its rows were stored, so the touchpoint row is
+        written again: as first written when the seen-ring has it, else (an event that left the
+        ring but is still a touchpoint of the state) in its current journey, same score.
+        """
         emitted = Emitted(duplicate=True)
         if event is not None and seen is not None:
             context = TouchpointContext(seen.repeat_contact, seen.channel_switch)
             score = self.model.score_touchpoint(event, context)
             emitted.rows["touchpoints"].append(
                 self._touchpoint_row(key, event, seen.journey_id, score, seen.seq, late=seen.late))
+        elif event is not None:
+            journey, index = _locate(state.journeys, event.event_id)
+            flags = journey.segments[index].context
+            context = TouchpointContext(bool(flags & 1), bool(flags & 2))
+            score = self.model.score_touchpoint(event, context)
+            emitted.rows["touchpoints"].append(
+                self._touchpoint_row(key, event, journey.journey_id, score, state.seq, late=False))
         max_scores = self.rules.max_scored_touchpoints
         for journey in state.journeys:
             summary = journey.summary(max_scores)
@@ -362,13 +375,13 @@ def _touch_ids(journeys: Iterable[Journey]) -> set[str]:
     return {event_id for journey in journeys for event_id in journey.touch_ids}
 
 
-def _place(journeys: Iterable[Journey], event_id: str) -> tuple[Journey, Segment | None]:
-    """The journey holding the event, and the segment just before it in that journey."""
+def _locate(journeys: Iterable[Journey], event_id: str) -> tuple[Journey, int]:
+    """The journey holding the event as a touchpoint of its own, and its index there."""
     for journey in journeys:
         for index, segment in enumerate(journey.segments):
             if segment.first_event_id == event_id and segment.count == 1:
-                return journey, journey.segments[index - 1] if index else None
-    raise LookupError(f"event {event_id} was not placed in any journey")
+                return journey, index
+    raise LookupError(f"event {event_id} is not a touchpoint of the state")
 
 
 def _add_merged(emitted: Emitted, key: str, journey_id: str, survivor: str, seq: int) -> None:

@@ -50,10 +50,14 @@ class Segment:
     failed: int
     outcome: str  # the first terminal outcome in the run, "" if none
     scores: tuple[float, ...]  # the most recent touchpoint scores, at most max_scored_touchpoints
+    # A run of one: the context its score was computed with (bit 0 repeat contact, bit 1 channel
+    # switch), so a replayed event's touchpoint row can be written again with the same score.
+    context: int = 0
 
     @classmethod
-    def touch(cls, at_ms: int, event_id: str, channel: str, score: float, outcome: str, failed: bool) -> Segment:
-        return cls(at_ms, event_id, at_ms, channel, channel, (channel,), 0, 1, int(failed), outcome, (score,))
+    def touch(cls, at_ms: int, event_id: str, channel: str, score: float, outcome: str, failed: bool,
+              context: int = 0) -> Segment:
+        return cls(at_ms, event_id, at_ms, channel, channel, (channel,), 0, 1, int(failed), outcome, (score,), context)
 
     @property
     def order(self) -> tuple[int, str]:

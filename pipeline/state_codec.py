@@ -2,7 +2,7 @@
 
 Compact JSON with short keys and positional lists (orjson): the state is written once per event,
 so its size is the changelog's size and the recovery time after a rebalance. A touchpoint that
-late events may still move is a list of six; a folded journey head a list of eleven.
+late events may still move is a list of seven; a folded journey head a list of eleven.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from pipeline.alerting import RuleState
 from pipeline.customer import CustomerState, Seen
 from pipeline.journeys import Journey, Segment
 
-_TOUCH_FIELDS = 6
+_TOUCH_FIELDS = 7
 
 
 def _segment_out(s: Segment) -> list[Any]:
     if s.count == 1:
-        return [s.first_ms, s.first_event_id, s.first_channel, s.scores[0], s.outcome, s.failed]
+        return [s.first_ms, s.first_event_id, s.first_channel, s.scores[0], s.outcome, s.failed, s.context]
     return [s.first_ms, s.first_event_id, s.last_ms, s.first_channel, s.last_channel, list(s.channels),
             s.switches, s.count, s.failed, s.outcome, list(s.scores)]
 
 
 def _segment_in(d: list[Any]) -> Segment:
     if len(d) == _TOUCH_FIELDS:
-        return Segment.touch(d[0], d[1], d[2], d[3], d[4], bool(d[5]))
+        return Segment.touch(d[0], d[1], d[2], d[3], d[4], bool(d[5]), d[6])
     return Segment(d[0], d[1], d[2], d[3], d[4], tuple(d[5]), d[6], d[7], d[8], d[9], tuple(d[10]))
 
 

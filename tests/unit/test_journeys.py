@@ -188,6 +188,23 @@ def test_a_replayed_event_emits_its_rows_again_without_changing_the_state() -> N
     assert replay.rows["touchpoints"] == outs[0].rows["touchpoints"]
 
 
+def test_a_replay_older_than_the_seen_ring_writes_its_touchpoint_again_with_the_same_score() -> None:
+    """The first attempt may have crashed before its rows were stored: the row must come again."""
+    step = CustomerStep(CONFIG, recent_limit=2)
+    state, first = step.apply_event(None, KEY, ev("a", 0, "call"))
+    state, switched = step.apply_event(state, KEY, ev("b", 1, "web"))  # a channel switch
+    for n, minute in enumerate((2, 3, 4)):
+        state, _ = step.apply_event(state, KEY, ev(f"later-{n}", minute))
+    assert "b" not in {seen.event_id for seen in state.recent}
+    again, replay = step.apply_event(state, KEY, ev("b", 1, "web"))
+    [row] = replay.rows["touchpoints"]
+    [original] = switched.rows["touchpoints"]
+    assert replay.duplicate and again == state
+    assert (row["score"], row["component_names"], row["journey_id"]) == (
+        original["score"], original["component_names"], original["journey_id"])
+    assert row["version"] >= original["version"]
+
+
 # -- state size ---------------------------------------------------------------------------
 
 # The documented bounds (docs/design.md, "State and stitching"), with UUID event ids.
