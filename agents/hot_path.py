@@ -130,6 +130,7 @@ class HotPath:
         self._links_sent: OrderedDict[str, str] = OrderedDict()
         self.at_risk_threshold = at_risk_threshold
         self.pusher = pusher
+        self._version = 0
         self.last_processed: float | None = None  # monotonic time of the last touchpoint applied
         self._at_risk: set[bytes] = set()
         self.watermark_ms = 0
@@ -281,6 +282,7 @@ class HotPath:
         rows = emitted.rows
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
+        self._stamp_versions(rows)
         return StageResult(rows, table.stage(writes), self._written(occurred))
 
     async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
@@ -335,6 +337,7 @@ class HotPath:
             closing.append((key, raw, new_state))
         if not closing:
             return
+        self._stamp_versions(emitted.rows)
         self.sink.add(emitted.rows)
         await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
         for key, raw, new_state in closing:
@@ -377,6 +380,22 @@ class HotPath:
         return {tp.partition for tp in self.consumer.assignment() if tp.topic == self.names.customers}
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _stamp_versions(self, rows: dict[str, list[Row]]) -> None:
+        """Row versions from the worker's clock (microseconds), rising in emission order.
+
+        The state's sequence number cannot be the version: after a crash the durable state may be
+        older than rows already stored, and a replay that meets the events in another order (they
+        come from several topics) would give the same numbers to different content, so a stale
+        row could win. A later computation always starts from at least as much knowledge, so the
+        latest written row is the truth; a replay rewrites rows with newer versions, harmlessly.
+        """
+        version = max(self._version + 1, time.time_ns() // 1000)
+        for table_rows in rows.values():
+            for row in table_rows:
+                row["version"] = version
+                version += 1
+        self._version = version
 
     async def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
                           identifiers: dict[str, str]) -> None:

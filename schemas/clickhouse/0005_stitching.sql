@@ -83,17 +83,19 @@ FROM
     SELECT *, if(survivor_journey_id != '', survivor_journey_id, assigned_journey_id) AS journey_id
     FROM
     (
-        SELECT *, if(moved_journey_id != '', moved_journey_id, written_journey_id) AS assigned_journey_id
+        SELECT *, if(moved_journey_id != '' AND moved_version > written_version,
+                     moved_journey_id, written_journey_id) AS assigned_journey_id
         FROM
         (
             SELECT event_id, customer_key AS attributed_key, journey_id AS written_journey_id,
+                   version AS written_version,
                    channel, type, occurred_at, occurred_at_ms, dimension, score, component_names,
                    component_points, feedback_kind, feedback_score, value, friction, late
             FROM {database}.touchpoints FINAL
         )
         ANY LEFT JOIN
         (
-            SELECT event_id, argMax(journey_id, version) AS moved_journey_id
+            SELECT event_id, argMax(journey_id, version) AS moved_journey_id, max(version) AS moved_version
             FROM {database}.touchpoint_journeys
             GROUP BY event_id
         ) USING event_id
