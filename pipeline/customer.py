@@ -247,8 +247,9 @@ class CustomerStep:
         if event is not None and seen is not None:
             context = TouchpointContext(seen.repeat_contact, seen.channel_switch)
             score = self.model.score_touchpoint(event, context)
+            version = 0 if seen.late else seen.seq
             emitted.rows["touchpoints"].append(
-                self._touchpoint_row(key, event, seen.journey_id, score, seen.seq, late=seen.late))
+                self._touchpoint_row(key, event, seen.journey_id, score, version, late=seen.late))
         elif event is not None:
             journey, index = _locate(state.journeys, event.event_id)
             flags = journey.segments[index].context
@@ -268,7 +269,10 @@ class CustomerStep:
         return emitted
 
     def _apply_late(self, state: CustomerState, key: str, event: Event) -> tuple[CustomerState, Emitted]:
-        """Beyond the lateness: stored with ``late = 1`` in no journey, counted, never dropped."""
+        """Beyond the lateness: stored with ``late = 1`` in no journey, counted, never dropped.
+
+        Its row has version 0, so it only shows when no row placed the event in a journey.
+        """
         emitted = Emitted(late=True)
         seq = state.seq + 1
         repeat_contact = self._repeat_contact(state, event)
@@ -280,7 +284,9 @@ class CustomerStep:
             recent=self._remember(state.recent, Seen(event.event_id, "", seq, repeat_contact, False, late=True)),
         )
         emitted.touchpoint_score = score
-        emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, "", score, seq, late=True))
+        # Version 0: a replay that looks late (it left the seen-ring and the lateness) must never
+        # replace the row that placed the event in a journey; a truly late event has no other row.
+        emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, "", score, 0, late=True))
         emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
         return new_state, emitted
 

@@ -205,6 +205,21 @@ def test_a_replay_older_than_the_seen_ring_writes_its_touchpoint_again_with_the_
     assert row["version"] >= original["version"]
 
 
+def test_a_replay_beyond_the_ring_and_the_lateness_never_displaces_the_stored_row() -> None:
+    """It cannot be told from a late event, so it is written as one, at version 0: the row that
+    placed it in a journey (any version >= 1) keeps winning."""
+    step = CustomerStep(CONFIG, recent_limit=1)
+    views = Views()
+    state = None
+    for event in (ev("a", 0), ev("b", 120), ev("c", 240)):
+        state, out = step.apply_event(state, KEY, event)
+        views.write(out)
+    state, out = step.apply_event(state, KEY, ev("a", 0))
+    assert out.late and out.rows["touchpoints"][0]["version"] == 0
+    views.write(out)
+    assert views.tables["touchpoints"]["a"]["late"] == 0 and views.touchpoint_journey("a") == journey_id_for("a")
+
+
 # -- state size ---------------------------------------------------------------------------
 
 # The documented bounds (docs/design.md, "State and stitching"), with UUID event ids.
