@@ -82,3 +82,8 @@ def test_render_states_the_workers_insert_time() -> None:
                                        "clickhouse_insert_seconds": 4.0})
     text = render(build_report([result], None, None, {}))
     assert "touchpoint: 40 ClickHouse inserts, 2.5 rows per event, 4.0 s inserting (40% of the window)" in text
+
+
+def test_render_states_how_busy_the_servers_were() -> None:
+    result = ContenderResult("floor", "ok", events_per_s=1000.0, servers_busy={"tansu": 0.91, "clickhouse": 0.05})
+    assert "floor: servers busy clickhouse 5%, tansu 91%" in render(build_report([result], None, None, {}))

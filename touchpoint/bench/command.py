@@ -70,7 +70,8 @@ def bench_command(args: argparse.Namespace, settings: Settings) -> int:
         say(f"servers: kafka {stack.kafka_bootstrap_servers}, workdir {options.workdir}")
         base = settings.with_overrides(kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
                                        clickhouse_url=stack.clickhouse_url)
-        report = run_bench(options, base, say, progress)
+        servers = {name: server.process.pid for name, server in stack.servers.items()}
+        report = run_bench(options, base, say, progress, servers)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     say(f"wrote {args.output}")
     print(render(report), flush=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from touchpoint.bench.contenders import Contender
-from touchpoint.bench.figures import Sample, cpu_per_thousand, throughput_window
+from touchpoint.bench.figures import Sample, Window, cpu_per_thousand, interpolate, throughput_window
 from touchpoint.bench.procstat import cpu_seconds, peak_rss_bytes
 
 SAMPLE_SECONDS = 0.2
@@ -33,6 +33,7 @@ class ContenderResult:
     detail: str = ""
     profile: list[dict[str, object]] | None = None  # top frames by self time, when profiled
     observed: dict[str, float] | None = None  # what the contender reports about itself (Touchpoint's sink)
+    servers_busy: dict[str, float] | None = None  # CPU seconds per second of window of broker, ClickHouse
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,10 +48,16 @@ def measure(
     total: int,
     timeout: float,
     on_progress: Callable[[int], None] | None = None,
+    servers: Mapping[str, int] | None = None,
 ) -> ContenderResult:
-    """Sample ``contender`` until its progress reaches ``total``; always stops it before returning."""
+    """Sample ``contender`` until its progress reaches ``total``; always stops it before returning.
+
+    ``servers`` (name to pid: the embedded broker and ClickHouse) are sampled too, so the result
+    says how busy they were over the same window: the first sign that one of them is the limit.
+    """
     samples: list[Sample] = []
     cpu_points: list[tuple[float, float]] = []
+    server_points: dict[str, list[tuple[float, float]]] = {name: [] for name in servers or {}}
     peak_rss: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     status, detail = "ok", ""
@@ -63,6 +70,7 @@ def measure(
                     samples.append(sample)
             if samples and samples[-1].count >= total:
                 _sample_process(contender, cpu_points, peak_rss)
+                _sample_servers(servers or {}, server_points)
                 break
             code = contender.exited()
             if code is not None:
@@ -80,7 +88,26 @@ def measure(
         contender.stop()
     result = _result(contender, total, samples, cpu_points, peak_rss, status, detail)
     result.observed = observed or None
+    window = throughput_window(samples, total)
+    if window is not None and window.seconds > 0:
+        busy = {name: _busy(points, window) for name, points in server_points.items()}
+        result.servers_busy = {name: value for name, value in busy.items() if value is not None} or None
     return result
+
+
+def _sample_servers(servers: Mapping[str, int], points: dict[str, list[tuple[float, float]]]) -> None:
+    now = time.time()
+    for name, pid in servers.items():
+        used = cpu_seconds(pid)
+        if used is not None:
+            points[name].append((now, used))
+
+
+def _busy(points: list[tuple[float, float]], window: Window) -> float | None:
+    before, after = interpolate(points, window.start.at), interpolate(points, window.end.at)
+    if before is None or after is None:
+        return None
+    return round((after - before) / window.seconds, 3)
 
 
 def _sample_process(contender: Contender, cpu_points: list[tuple[float, float]], peak_rss: dict[int, int]) -> None:

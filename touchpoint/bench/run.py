@@ -14,7 +14,7 @@ import platform
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +53,7 @@ class BenchOptions:
     timeout: float = 900.0
     latency_seconds: float = 20.0
     profile: bool = False
+    servers: dict[str, int] = field(default_factory=dict)
     workdir: Path = Path(".touchpoint/bench")
 
 
@@ -60,8 +61,13 @@ Say = Callable[[str], None]
 Progress = Callable[[str, int], Callable[[int], None]]
 
 
-def run_bench(options: BenchOptions, base: Settings, say: Say, progress: Progress) -> dict[str, Any]:
-    """Run every selected contender on ``base``'s servers and return the report (see report.py)."""
+def run_bench(options: BenchOptions, base: Settings, say: Say, progress: Progress,
+              servers: dict[str, int] | None = None) -> dict[str, Any]:
+    """Run every selected contender on ``base``'s servers and return the report (see report.py).
+
+    ``servers`` maps the embedded servers' names to their pids, to report how busy they were.
+    """
+    options = replace(options, servers=dict(servers or {}))
     options.workdir.mkdir(parents=True, exist_ok=True)
     say(f"generating {options.events} events (seed {options.seed})")
     dataset = build_dataset(options.events, options.seed)
@@ -140,7 +146,8 @@ def _run_touchpoint(name: str, workers: int, dataset: Dataset, settings: Setting
 
 
 def _measured(contender: Contender, total: int, options: BenchOptions, say: Say, progress: Progress) -> ContenderResult:
-    result = measure(contender, total, options.timeout, progress(f"{contender.name}: processed", total))
+    result = measure(contender, total, options.timeout, progress(f"{contender.name}: processed", total),
+                     servers=options.servers)
     say(f"{contender.name}: {result.status}, {result.events_per_s or 'na'} events/s"
         + (f" ({result.detail})" if result.detail else ""))
     return result
