@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from touchpoint.bench.profile import py_spy_binary
 from touchpoint.bench.report import render
 from touchpoint.bench.run import CONTENDERS, BenchOptions, run_bench
 from touchpoint.localstack import local_stack
@@ -47,6 +48,8 @@ def options_from(args: argparse.Namespace, settings: Settings) -> BenchOptions:
         raise SettingsError("--events: at least 100, or there is nothing to time")
     if args.partitions < 1:
         raise SettingsError("--partitions: at least 1")
+    if args.profile and py_spy_binary() is None:
+        raise SettingsError("--profile needs py-spy: .venv/bin/pip install py-spy")
     workdir = Path(args.workdir) if args.workdir else Path(settings.data_dir) / "bench"
     return BenchOptions(events=args.events, partitions=args.partitions, workers=workers, contenders=contenders,
                         seed=args.seed, timeout=args.timeout, latency_seconds=args.latency_seconds,
