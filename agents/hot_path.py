@@ -18,6 +18,10 @@ Stages, by topic (see docs/design.md, Topology):
   anonymous events are forwarded to the customers topic under the linked or anonymous key.
 * customers (customer): journeys, scores and alert rules per customer.
 * DLQ: dead letters become ``dead_letters`` rows.
+
+Everything forwarded keeps its source record's timestamp, as Kafka Streams does, so the consumer
+can interleave source and internal topics in the order the events were produced (see
+``agents.batching``).
 """
 
 from __future__ import annotations
@@ -170,22 +174,22 @@ class HotPath:
             if isinstance(result, DeadLetter):
                 invalid[result.reason.value] += 1
                 headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
-                await send(names.dlq, message.key, message.value or b"", None, None, headers)
+                await send(names.dlq, message.key, message.value or b"", None, message.timestamp, headers)
             elif isinstance(result, IdentityLink):
                 await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
-                                       result.identifiers)
+                                       result.identifiers, message.timestamp)
             elif result.customer_id:
                 key = result.customer_id.encode()
                 if aligned and message.key == key and key_partition(key, self.partitions) == tp.partition:
                     local.append((key, result))
                 else:
-                    await send(names.customers, key, to_wire(result), None, None, None)
+                    await send(names.customers, key, to_wire(result), None, message.timestamp, None)
                 await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
-                                       result.identifiers)
+                                       result.identifiers, message.timestamp)
             else:
                 id_type, value = primary_identifier(result.identifiers)  # decode guarantees one
                 await send(names.identifiers, identifier_key(id_type, value).encode(),
-                           b'{"kind":"event","event":' + to_wire(result) + b"}", None, None, None)
+                           b'{"kind":"event","event":' + to_wire(result) + b"}", None, message.timestamp, None)
         for reason, count in invalid.items():
             self.metrics.events_invalid.labels(channel or "identity", reason).inc(count)
         if not local:
@@ -206,7 +210,7 @@ class HotPath:
             if body["kind"] == "event":
                 customer_key = state.customer_key or anonymous_key(key.decode())
                 await send(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]),
-                           None, None, None)
+                           None, message.timestamp, None)
                 continue
             new_state, decision = self.identity.decide(state, body)
             states[key] = new_state
@@ -218,7 +222,7 @@ class HotPath:
             if decision.absorb:
                 # After every anonymous event of this identifier (same partition, sent before).
                 await send(self.names.customers, decision.absorb.encode(), decision.customer_key.encode(),
-                           None, None, [(OP_HEADER, MERGE)])
+                           None, message.timestamp, [(OP_HEADER, MERGE)])
         for (decision_name, reason), count in decisions.items():
             self.metrics.identity_links.labels(decision_name, reason).inc(count)
         return StageResult({"identity_links": links}, table.stage(writes) if writes else None)
@@ -393,12 +397,14 @@ class HotPath:
         version = max(self._version + 1, time.time_ns() // 1000)
         for table_rows in rows.values():
             for row in table_rows:
+                if row.get("version") == 0:
+                    continue  # written never to replace a row (a replay taken for a late event)
                 row["version"] = version
                 version += 1
         self._version = version
 
     async def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
-                          identifiers: dict[str, str]) -> None:
+                          identifiers: dict[str, str], timestamp: float | None) -> None:
         """Each identifier-customer pair once: the resolve stage only needs to learn it once."""
         sent = self._links_sent
         for id_type, value in identifiers.items():
@@ -408,7 +414,7 @@ class HotPath:
                 continue
             await self.producer.send(self.names.identifiers, id_key.encode(),
                                      link_message(customer_id, event_id, occurred_at_ms, id_type, value),
-                                     None, None, None)
+                                     None, timestamp, None)
             sent[id_key] = customer_id
             if len(sent) > LINK_CACHE_SIZE:
                 sent.popitem(last=False)

@@ -1,0 +1,47 @@
+"""The consumer's interleaving of topic-partitions: timestamp order, offset order kept per partition."""
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents.batching import in_timestamp_order
+
+
+@dataclass(frozen=True)
+class Record:
+    tp: str
+    offset: int
+    timestamp: float
+
+
+def batch(tp: str, timestamps: list[float]) -> list[Record]:
+    return [Record(tp, offset, ts) for offset, ts in enumerate(timestamps)]
+
+
+def test_backlogs_of_two_topics_are_interleaved_by_timestamp_in_runs() -> None:
+    calls = batch("calls", [1.0, 2.0, 5.0, 6.0])
+    web = batch("web", [3.0, 4.0, 7.0])
+    runs = [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([calls, web])]
+    assert runs == [("calls", [0, 1]), ("web", [0, 1]), ("calls", [2, 3]), ("web", [2])]
+
+
+def test_one_partition_is_one_run() -> None:
+    only = batch("web", [3.0, 1.0, 2.0])
+    assert [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([only])] == [("web", [0, 1, 2])]
+
+
+@given(st.lists(st.lists(st.floats(0, 100, allow_nan=False), max_size=20), min_size=1, max_size=5))
+def test_every_record_once_and_each_partition_in_offset_order(timestamps: list[list[float]]) -> None:
+    batches = [batch(f"tp{i}", ts) for i, ts in enumerate(timestamps) if ts]
+    if not batches:
+        return
+    runs = list(in_timestamp_order(batches))
+    seen = [record for _, run in runs for record in run]
+    assert sorted(seen, key=lambda r: (r.tp, r.offset)) == sorted((r for b in batches for r in b),
+                                                                 key=lambda r: (r.tp, r.offset))
+    for tp, run in runs:
+        assert all(record.tp == tp for record in run)
+    for b in batches:
+        offsets = [r.offset for r in seen if r.tp == b[0].tp]
+        assert offsets == sorted(offsets)
