@@ -86,4 +86,4 @@ def test_render_states_the_workers_insert_time() -> None:
 
 def test_render_states_how_busy_the_servers_were() -> None:
     result = ContenderResult("floor", "ok", events_per_s=1000.0, servers_busy={"tansu": 0.91, "clickhouse": 0.05})
-    assert "floor: servers busy clickhouse 5%, tansu 91%" in render(build_report([result], None, None, {}))
+    assert "floor: servers busy clickhouse 5.0%, tansu 91.0%" in render(build_report([result], None, None, {}))

@@ -65,6 +65,7 @@ def measure(
     try:
         while True:
             _sample_process(contender, cpu_points, peak_rss)
+            _sample_servers(servers or {}, server_points)
             for sample in contender.poll():
                 if not samples or sample.count > samples[-1].count:
                     samples.append(sample)
@@ -104,6 +105,8 @@ def _sample_servers(servers: Mapping[str, int], points: dict[str, list[tuple[flo
 
 
 def _busy(points: list[tuple[float, float]], window: Window) -> float | None:
+    if len(points) < 2:
+        return None
     before, after = interpolate(points, window.start.at), interpolate(points, window.end.at)
     if before is None or after is None:
         return None

@@ -85,7 +85,7 @@ def render(report: Mapping[str, Any]) -> str:
             lines.append(f"  {result['name']}: {result['detail']}")
         if result.get("servers_busy"):
             lines.append(f"  {result['name']}: servers busy " + ", ".join(
-                f"{name} {busy:.0%}" for name, busy in sorted(result["servers_busy"].items())))
+                f"{name} {busy:.1%}" for name, busy in sorted(result["servers_busy"].items())))
         sink = result.get("observed")
         if sink and sink.get("clickhouse_inserts") and result.get("window_s") and result.get("window_events"):
             lines.append(
