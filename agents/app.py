@@ -27,6 +27,8 @@ from pipeline.model import CHANNELS
 from sinks.alertmanager import pusher_for
 from sinks.batcher import AckingSink
 from sinks.clickhouse import ClickHouseWriter
+from touchpoint.ops.suppressions import REFRESH_SECONDS as SUPPRESSION_REFRESH_SECONDS
+from touchpoint.ops.suppressions import load_suppression_list
 from touchpoint.runtime import Runtime, identifier_policy
 from touchpoint.security import faust_broker_credentials
 
@@ -110,6 +112,17 @@ def build_app(runtime: Runtime) -> Stages:
     @app.timer(interval=settings.sink_flush_seconds / 2, name="flush")
     async def flush() -> None:
         await sink.flush_if_due()
+
+    hot_path.suppression = load_suppression_list(settings.clickhouse)
+
+    @app.timer(interval=SUPPRESSION_REFRESH_SECONDS, name="suppressions")
+    async def refresh_suppressions() -> None:
+        """Erasures (`touchpoint forget`) reach running workers: drop at ingest, evict state."""
+        loaded = await asyncio.get_running_loop().run_in_executor(
+            None, load_suppression_list, settings.clickhouse)
+        evicted = hot_path.evict_suppressed(loaded)
+        if evicted:
+            log.info("evicted the state of %d erased key(s)", evicted)
 
     @app.timer(interval=5.0, name="journeys")
     async def close_idle_journeys() -> None:

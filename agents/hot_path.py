@@ -26,6 +26,8 @@ can interleave source and internal topics in the order the events were produced 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -44,14 +46,19 @@ from pipeline.decode import Decoder
 from pipeline.identifiers import identifier_key, primary_identifier
 from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key
 from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
+from pipeline.schema_registry import SchemaLookupUnavailable
 from pipeline.state_codec import state_from_json, state_to_json
+from pipeline.suppression import SuppressionList
 from sinks.alertmanager import AlertmanagerPusher
 from sinks.batcher import AckingSink
 from sinks.clickhouse import Row
 from sinks.metrics import Metrics
 from touchpoint.settings import Topics
 
+log = logging.getLogger(__name__)
+
 LINK_CACHE_SIZE = 100_000
+REGISTRY_RETRY_MAX_SECONDS = 30.0
 OP_HEADER = "tp-op"
 FROM_HEADER = "tp-from"
 MERGE = b"merge"  # to an anonymous key: hand your state over to the customer named in the value
@@ -122,6 +129,7 @@ class HotPath:
         self.decoder = decoder
         self.step = step
         self.identity = identity
+        self.suppression = SuppressionList()  # replaced by the worker's refresh timer
         self.health = health
         self.sink = sink
         self.metrics = metrics
@@ -150,7 +158,17 @@ class HotPath:
         self.topics = frozenset(stages)
 
     async def handle(self, tp: TP, messages: Sequence[Message]) -> None:
-        result = await self._stages[tp.topic](tp, messages)
+        attempt = 0
+        while True:
+            try:
+                result = await self._stages[tp.topic](tp, messages)
+                break
+            except SchemaLookupUnavailable as exc:
+                # Nobody's fault and no message's: hold the batch (backpressure), never dead-letter.
+                attempt += 1
+                delay = min(REGISTRY_RETRY_MAX_SECONDS, 0.5 * 2 ** attempt)
+                log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, tp.topic, delay)
+                await asyncio.sleep(delay)
         self.sink.add(result.rows, ack=self._acker(messages, result.durable), after=result.after)
         if self.sink.full:
             await self.sink.flush()
@@ -169,8 +187,13 @@ class HotPath:
         aligned = self._is_aligned(tp.topic)
         local: list[tuple[bytes, Event]] = []
         invalid: Counter[str] = Counter()
+        suppression = self.suppression
+        suppressed = 0
         for message in messages:
             result = decode(message.value, channel, now_ms)
+            if not isinstance(result, DeadLetter) and suppression.suppresses(result):
+                suppressed += 1  # an erased customer: nothing of it may come back
+                continue
             if isinstance(result, DeadLetter):
                 invalid[result.reason.value] += 1
                 headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
@@ -192,6 +215,8 @@ class HotPath:
                            b'{"kind":"event","event":' + to_wire(result) + b"}", None, message.timestamp, None)
         for reason, count in invalid.items():
             self.metrics.events_invalid.labels(channel or "identity", reason).inc(count)
+        if suppressed:
+            self.metrics.events_suppressed.labels(channel or "identity").inc(suppressed)
         if not local:
             return NOTHING
         return await self._apply_customer_events(local)
@@ -308,6 +333,27 @@ class HotPath:
         new_state, result = self.step.absorb(state, key.decode(), absorbed, handover.peer)
         emitted.extend(result)
         return new_state
+
+    # -- erasure -----------------------------------------------------------------------------
+
+    def evict_suppressed(self, suppression: SuppressionList) -> int:
+        """Apply a refreshed suppression list: erased customers' and identifiers' state leaves this
+        worker too (returns how many keys were evicted)."""
+        self.suppression = suppression
+        if not len(suppression):
+            return 0
+        erased = {key: None for key, _ in self.customers.items()
+                  if suppression.suppresses_customer_key(key.decode())}
+        if erased:
+            self.customers.stage(erased)()
+            for key in erased:
+                self.touched.pop(key, None)
+                self._at_risk.discard(key)
+        identifiers = {key: None for key, _ in self.identities.items()
+                       if suppression.suppresses_identifier_key(key.decode())}
+        if identifiers:
+            self.identities.stage(identifiers)()
+        return len(erased) + len(identifiers)
 
     # -- journeys that event time left behind -------------------------------------------------
 

@@ -26,6 +26,7 @@ class Metrics:
     registry: CollectorRegistry
     events_processed: Counter
     events_invalid: Counter
+    events_suppressed: Counter
     alerts: Counter
     channel_score: Gauge
     channel_window_events: Gauge
@@ -62,6 +63,8 @@ class Metrics:
                 "cx_events_processed", "Events accepted and processed.", ["channel"], **kw),
             events_invalid=Counter(
                 "cx_events_invalid", "Messages dead-lettered, by reason.", ["channel", "reason"], **kw),
+            events_suppressed=Counter(
+                "cx_events_suppressed", "Messages of erased customers, dropped at ingest.", ["channel"], **kw),
             alerts=Counter("cx_alerts", "Alerts raised (firing transitions).", ["rule", "severity"], **kw),
             channel_score=Gauge(
                 "cx_channel_score", "Rolling mean touchpoint score of the channel (0-100).", ["channel"], **kw),
