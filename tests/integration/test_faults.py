@@ -45,7 +45,8 @@ def test_the_suite_catches_ack_before_write(settings: Settings, stack: LocalStac
     unsafe = settings.with_overrides(unsafe_ack_before_write=True)
     summary = run_negative_control(unsafe, stack, tmp_path, events=1_500)
     print(summary.render())
-    assert "all offsets were committed while ClickHouse was down" in summary.notes[0]
+    # Under load some partitions may still be uncommitted when the wait ends; those are replayed,
+    # the committed ones are lost for good (1,457 and 1,610 of 1,611 in two runs).
     assert summary.lost > 0
 
 
