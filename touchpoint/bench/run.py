@@ -68,6 +68,7 @@ def run_bench(options: BenchOptions, base: Settings, say: Say, progress: Progres
     ``servers`` maps the embedded servers' names to their pids, to report how busy they were.
     """
     options = replace(options, servers=dict(servers or {}))
+    commit_at_start = _commit()
     options.workdir.mkdir(parents=True, exist_ok=True)
     say(f"generating {options.events} events (seed {options.seed})")
     dataset = build_dataset(options.events, options.seed)
@@ -92,6 +93,8 @@ def run_bench(options: BenchOptions, base: Settings, say: Say, progress: Progres
                 state = summary.to_dict() if summary is not None else None
         latency = _run_latency(dataset, base, options, results, say, progress)
     setup = _setup(options, dataset, base)
+    if setup["commit"] != commit_at_start:  # the tree moved during the run: say which code ran first
+        setup["commit_at_start"] = commit_at_start
     return build_report(results, latency, state, setup)
 
 
