@@ -113,6 +113,11 @@ def build_app(runtime: Runtime) -> Stages:
     async def flush() -> None:
         await sink.flush_if_due()
 
+    @app.timer(interval=1.0, name="readiness")
+    async def report_sink_health() -> None:
+        """/readyz: not ready while ClickHouse refuses writes and rows are waiting."""
+        runtime.readiness.write_finished(ok=not sink.blocked, pending_rows=sink.pending_rows)
+
     hot_path.suppression = load_suppression_list(settings.clickhouse)
 
     @app.timer(interval=SUPPRESSION_REFRESH_SECONDS, name="suppressions")

@@ -32,12 +32,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 from typing import Any, Iterator, Protocol, Sequence
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
+
+from sinks.clickhouse import SinkUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,11 @@ class BatchHandler(Protocol):
     async def handle(self, tp: TP, messages: Sequence[Message]) -> None:
         """Process one topic-partition's records, in offset order; acknowledge when stored."""
 
-    async def flush(self) -> None:
-        """Store everything buffered and acknowledge it (called before partitions are let go)."""
+    async def flush(self, deadline: float | None = None) -> None:
+        """Store everything buffered and acknowledge it (called before partitions are let go).
+
+        ``deadline`` (``time.monotonic()``) bounds the wait for an unavailable sink: past it,
+        :class:`sinks.clickhouse.SinkUnavailable` is raised with nothing acknowledged."""
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
@@ -69,8 +75,8 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         if handler is None:
             return
         try:
-            await asyncio.wait_for(handler.flush(), timeout=self.flush_grace_seconds)
-        except asyncio.TimeoutError:
+            await handler.flush(deadline=time.monotonic() + self.flush_grace_seconds)
+        except SinkUnavailable:
             pending = sum(1 for m in self._unacked_messages if m.topic in handler.topics)
             log.warning(
                 "could not store %d buffered event(s) within %.0f s; they stay uncommitted and "

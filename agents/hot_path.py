@@ -173,8 +173,8 @@ class HotPath:
         if self.sink.full:
             await self.sink.flush()
 
-    async def flush(self) -> None:
-        await self.sink.flush()
+    async def flush(self, deadline: float | None = None) -> None:
+        await self.sink.flush(deadline)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -390,7 +390,10 @@ class HotPath:
         self._stamp_versions(emitted.rows)
         self.sink.add(emitted.rows)
         await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
+        owned = self._owned_partitions()  # a rebalance may have happened during the flush
         for key, raw, new_state in closing:
+            if key_partition(key, self.partitions) not in owned:
+                continue  # the new owner closes it from the changelog; its rows are stored
             if self.customers.get(key) is raw:  # else an event came meanwhile; it closes it later
                 self.customers.stage({key: state_to_json(new_state)})()
                 self._note_risk(key, new_state)

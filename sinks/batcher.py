@@ -72,6 +72,8 @@ class AckingSink:
         self._writer_factory = writer_factory
         self._writer: RowWriter | None = None
         self._batch = _Batch()
+        self.blocked = False  # ClickHouse unavailable: a flush is holding rows and retrying
+        self._in_flight = 0
         self._lock = asyncio.Lock()
         self._early_acks: set[asyncio.Future[object]] = set()
         if ack_before_write:
@@ -101,6 +103,11 @@ class AckingSink:
             batch.after.append(after)
 
     @property
+    def pending_rows(self) -> int:
+        """Rows not yet stored: buffered, and in the batch being written."""
+        return self._batch.size + self._in_flight
+
+    @property
     def full(self) -> bool:
         return self._batch.size >= self.max_rows
 
@@ -123,7 +130,11 @@ class AckingSink:
             batch, self._batch = self._batch, _Batch()
             if not (batch.size or batch.acks):
                 return
-            await self._store(batch, deadline)
+            self._in_flight = batch.size
+            try:
+                await self._store(batch, deadline)
+            finally:
+                self._in_flight = 0
             for ack in batch.acks:
                 await ack()
             for after in batch.after:
@@ -145,6 +156,7 @@ class AckingSink:
             except SinkUnavailable as exc:
                 attempt += 1
                 self.metrics.sink_blocked.set(1)
+                self.blocked = True
                 delay = backoff_seconds(attempt, self.retry_base_seconds, self.max_backoff_seconds)
                 if attempt == 1 or attempt % 10 == 0:
                     log.warning("ClickHouse unavailable, holding %d rows and %d acknowledgements "
@@ -158,6 +170,7 @@ class AckingSink:
                 log.warning("ClickHouse available again after %d attempts; batch of %d rows stored",
                             attempt + 1, batch.size)
                 self.metrics.sink_blocked.set(0)
+                self.blocked = False
             return
 
     def _write(self, batch: _Batch) -> None:
