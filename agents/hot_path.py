@@ -271,6 +271,7 @@ class HotPath:
         changed: set[bytes] = set()
         emitted = Emitted()
         processed: Counter[str] = Counter()
+        late: Counter[str] = Counter()
         occurred: list[int] = []
         watermark = self.watermark_ms
         for key, item in items:
@@ -290,6 +291,8 @@ class HotPath:
                 result.alerts.extend(channel_alerts)
                 result.rows["alerts"].extend(alert_row(a, a.occurred_at_ms) for a in channel_alerts)
                 processed[event.channel] += 1
+                if result.late:
+                    late[event.channel] += 1
             occurred.append(event.occurred_at_ms)
             watermark = max(watermark, event.occurred_at_ms)
             emitted.extend(result)
@@ -307,7 +310,7 @@ class HotPath:
             self.touched[key] = now
             self._note_risk(key, state)
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts, self.pusher)
-        self._record(processed, occurred, emitted)
+        self._record(processed, late, occurred, emitted)
         rows = emitted.rows
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
@@ -496,10 +499,14 @@ class HotPath:
                 observe(max(now - occurred_at_ms / 1000, 0.0))
         return observe_all
 
-    def _record(self, processed: Counter[str], occurred: list[int], emitted: Emitted) -> None:
+    def _record(self, processed: Counter[str], late: Counter[str], occurred: list[int], emitted: Emitted) -> None:
         metrics = self.metrics
         for channel, count in processed.items():
             metrics.events_processed.labels(channel).inc(count)
+        for channel, count in late.items():
+            metrics.late_events.labels(channel).inc(count)
+        if emitted.merged_journeys:
+            metrics.journeys_merged.inc(emitted.merged_journeys)
         if processed:
             now = time.time()
             observe = metrics.processing_latency.observe

@@ -27,6 +27,8 @@ class Metrics:
     events_processed: Counter
     events_invalid: Counter
     events_suppressed: Counter
+    late_events: Counter
+    journeys_merged: Counter
     alerts: Counter
     channel_score: Gauge
     channel_window_events: Gauge
@@ -65,6 +67,11 @@ class Metrics:
                 "cx_events_invalid", "Messages dead-lettered, by reason.", ["channel", "reason"], **kw),
             events_suppressed=Counter(
                 "cx_events_suppressed", "Messages of erased customers, dropped at ingest.", ["channel"], **kw),
+            late_events=Counter(
+                "cx_late_events", "Events beyond the allowed lateness: stored flagged late, in no journey.",
+                ["channel"], **kw),
+            journeys_merged=Counter(
+                "cx_journeys_merged", "Journeys that became part of another (back-stitching, a late bridge).", **kw),
             alerts=Counter("cx_alerts", "Alerts raised (firing transitions).", ["rule", "severity"], **kw),
             channel_score=Gauge(
                 "cx_channel_score", "Rolling mean touchpoint score of the channel (0-100).", ["channel"], **kw),
