@@ -19,11 +19,11 @@ crashed before they were stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from pipeline.alerting import AlertEvent, RuleState, evaluate_customer
 from pipeline.config import INACTIVE_OUTCOME, ModelConfig
-from pipeline.journeys import Journey, Regrouping, Segment, closes_at_ms, fold, journey_id_for, regroup
+from pipeline.journeys import Journey, Regrouping, Segment, closes_at_ms, fold, journey_id_for, locate, place, regroup
 from pipeline.model import Event
 from pipeline.scoring import Score, ScoringModel, TouchpointContext, decay_score, dimension_of, is_failed_contact, is_friction
 
@@ -36,16 +36,36 @@ MERGED_STATUS = "merged"
 _ABSORBED = "absorbed:"  # prefix of the seen-ring entry that marks an absorbed key
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """Enough of an applied event to emit its touchpoint row again, identically."""
+# Flags of a touchpoint's score context, as kept in ``Segment.context`` and ``Seen.flags``.
+_REPEAT_CONTACT = 1
+_CHANNEL_SWITCH = 2
+_LATE = 4  # ``Seen`` only: the event was beyond the allowed lateness
+
+
+class Seen(NamedTuple):
+    """Enough of an applied event to emit its touchpoint row again, identically.
+
+    A named tuple of plain values: the state codec rebuilds the whole seen-ring on every read of a
+    state, and a frozen dataclass with the flags as booleans took several times as long.
+    """
 
     event_id: str
     journey_id: str
     seq: int
-    repeat_contact: bool
-    channel_switch: bool
-    late: bool = False
+    flags: int  # _REPEAT_CONTACT | _CHANNEL_SWITCH | _LATE
+
+    @property
+    def late(self) -> bool:
+        return bool(self.flags & _LATE)
+
+
+def _context_flags(repeat_contact: bool, channel_switch: bool) -> int:
+    return int(repeat_contact) * _REPEAT_CONTACT | int(channel_switch) * _CHANNEL_SWITCH
+
+
+def _context_of(flags: int) -> TouchpointContext:
+    """The context a touchpoint's score was computed with, from its flags."""
+    return TouchpointContext(bool(flags & _REPEAT_CONTACT), bool(flags & _CHANNEL_SWITCH))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +120,7 @@ class CustomerStep:
     def apply_event(self, state: CustomerState | None, key: str, event: Event) -> tuple[CustomerState, Emitted]:
         state = state or CustomerState()
         seen = next((s for s in state.recent if s.event_id == event.event_id), None)
-        if seen is not None or event.event_id in _touch_ids(state.journeys):
+        if seen is not None or _is_touch(state.journeys, event.event_id):
             return state, self._replay(state, key, event, seen)
         if event.occurred_at_ms < self._horizon(state.watermark_ms):
             return self._apply_late(state, key, event)
@@ -109,20 +129,17 @@ class CustomerStep:
         seq = state.seq + 1
         watermark = max(state.watermark_ms, event.occurred_at_ms)
         outcome = self.rules.terminal_outcome(event) or ""
-        placeholder = Segment.touch(event.occurred_at_ms, event.event_id, event.channel, 0.0, outcome,
-                                    is_failed_contact(event))
-        regrouped = regroup(state.journeys, [placeholder], self.rules)
-        journey, index = _locate(regrouped.journeys, event.event_id)
+        failed_contact = is_failed_contact(event)
+        placement = place(state.journeys, Segment.touch(event.occurred_at_ms, event.event_id, event.channel, 0.0,
+                                                        outcome, failed_contact), self.rules)
         repeat_contact = self._repeat_contact(state, event)
-        channel_switch = index > 0 and journey.segments[index - 1].last_channel != event.channel
+        channel_switch = placement.previous is not None and placement.previous.last_channel != event.channel
         score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, channel_switch))
-        scored = replace(placeholder, scores=(round(score.value, 3),),  # as the state codec keeps it
-                         context=int(repeat_contact) | int(channel_switch) << 1)
-        journeys = tuple(
-            replace(j, segments=tuple(scored if s is placeholder else s for s in j.segments)) if j is journey else j
-            for j in regrouped.journeys
-        )
-        regrouped = replace(regrouped, journeys=journeys)
+        flags = _context_flags(repeat_contact, channel_switch)
+        touch = Segment.touch(event.occurred_at_ms, event.event_id, event.channel,
+                              round(score.value, 3),  # as the state codec keeps it
+                              outcome, failed_contact, flags)
+        regrouped, journey = placement.complete(touch, self.rules.max_scored_touchpoints)
 
         previous_score = state.rolling_score
         rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = self._figures(state, event, score)
@@ -132,13 +149,13 @@ class CustomerStep:
             failed, event.occurred_at_ms, lifetime_value,
         )
         new_state = CustomerState(
-            seq=seq, watermark_ms=watermark, journeys=state.journeys, rolling_score=rolling,
-            rolling_ms=rolling_ms, touchpoints=touchpoints, lifetime_value=lifetime_value,
+            seq=seq, watermark_ms=watermark,
+            journeys=self._settle(key, state.journeys, regrouped, seq, watermark, emitted),
+            rolling_score=rolling, rolling_ms=rolling_ms, touchpoints=touchpoints, lifetime_value=lifetime_value,
             last_call_ms=last_call_ms,
-            recent=self._remember(state.recent, Seen(event.event_id, journey.journey_id, seq, repeat_contact, channel_switch)),
+            recent=self._remember(state.recent, Seen(event.event_id, journey.journey_id, seq, flags)),
             alert_states=alert_states,
         )
-        new_state = self._settle(new_state, key, regrouped, emitted)
         emitted.touchpoint_score = score
         emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, journey.journey_id, score, seq, late=False))
         emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
@@ -172,11 +189,14 @@ class CustomerStep:
             rolling = decay_score(rolling, rolling_ms, absorbed.rolling_score, absorbed.rolling_ms,
                                   self.config.customer.half_life_seconds)
             rolling_ms = max(rolling_ms or 0, absorbed.rolling_ms)
-        recent = self._remember(target.recent, *absorbed.recent, Seen(marker, "", seq, False, False))
+        recent = self._remember(target.recent, *absorbed.recent, Seen(marker, "", seq, 0))
+        watermark = max(target.watermark_ms, absorbed.watermark_ms)
+        # Every journey gets a row (no previous journeys): the absorbed ones change customer key.
+        journeys = self._settle(target_key, (), regrouped, seq, watermark, emitted)
         merged = CustomerState(
             seq=seq,
-            watermark_ms=max(target.watermark_ms, absorbed.watermark_ms),
-            journeys=(),  # every journey gets a row below: the absorbed ones change customer key
+            watermark_ms=watermark,
+            journeys=journeys,
             rolling_score=rolling,
             rolling_ms=rolling_ms,
             touchpoints=target.touchpoints + absorbed.touchpoints,
@@ -185,7 +205,7 @@ class CustomerStep:
             recent=recent,
             alert_states=target.alert_states,
         )
-        return self._settle(merged, target_key, regrouped, emitted), emitted
+        return merged, emitted
 
     def close_if_idle(self, state: CustomerState, key: str, watermark_ms: int) -> tuple[CustomerState, Emitted] | None:
         """For the timer: close journeys that event time has left behind, even if no event comes.
@@ -194,12 +214,12 @@ class CustomerStep:
         lateness also leave the state. None when nothing changes (no state write needed).
         """
         watermark = max(state.watermark_ms, watermark_ms)
-        regrouped = Regrouping(state.journeys, {}, {})
+        seq = state.seq + 1
         emitted = Emitted()
-        settled = self._settle(replace(state, seq=state.seq + 1, watermark_ms=watermark), key, regrouped, emitted)
-        if settled.journeys == state.journeys:
+        journeys = self._settle(key, state.journeys, Regrouping(state.journeys, {}, {}), seq, watermark, emitted)
+        if journeys == state.journeys:
             return None
-        return settled, emitted
+        return replace(state, seq=seq, watermark_ms=watermark, journeys=journeys), emitted
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -207,34 +227,36 @@ class CustomerStep:
         """Events before this are beyond the allowed lateness."""
         return watermark_ms - self.rules.allowed_lateness_seconds * 1000
 
-    def _settle(self, state: CustomerState, key: str, regrouped: Regrouping, emitted: Emitted) -> CustomerState:
-        """Close, emit and evict: rows for every journey that changed, then bound the state.
+    def _settle(self, key: str, previous: tuple[Journey, ...], regrouped: Regrouping, seq: int, watermark_ms: int,
+                emitted: Emitted) -> tuple[Journey, ...]:
+        """Close, emit and evict: rows for every journey that changed, then the journeys to keep.
 
         A journey is closed once the watermark passes its closing time, and leaves the state once
         the watermark is the allowed lateness beyond that: no event can reach it any more.
         """
-        previous = {journey.journey_id: journey for journey in state.journeys}
-        horizon = self._horizon(state.watermark_ms)
+        before = {journey.journey_id: journey for journey in previous}
+        horizon = self._horizon(watermark_ms)
         max_scores = self.rules.max_scored_touchpoints
         kept: list[Journey] = []
         for journey in regrouped.journeys:
             summary = journey.summary(max_scores)
             closes_at = closes_at_ms(summary, self.rules)
-            closed = state.watermark_ms > closes_at
+            closed = watermark_ms > closes_at
             if closed and not journey.closed:
                 emitted.closed_outcomes.append(summary.outcome or INACTIVE_OUTCOME)
-            journey = replace(journey, closed=closed)
-            if previous.get(journey.journey_id) != journey:
-                emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, state.seq))
+            journey = journey.with_closed(closed)
+            old = before.get(journey.journey_id)
+            if old is not journey and old != journey:
+                emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, seq))
             if closes_at >= horizon:
                 kept.append(fold(journey, horizon, self.unfolded_limit, max_scores))
         for old_id, survivor in regrouped.merged.items():
-            _add_merged(emitted, key, old_id, survivor, state.seq)
+            _add_merged(emitted, key, old_id, survivor, seq)
         emitted.merged_journeys += len(regrouped.merged)
         emitted.rows["touchpoint_journeys"].extend(
-            _membership_row(key, event_id, journey_id, state.seq) for event_id, journey_id in regrouped.moved.items()
+            _membership_row(key, event_id, journey_id, seq) for event_id, journey_id in regrouped.moved.items()
         )
-        return replace(state, journeys=tuple(kept))
+        return tuple(kept)
 
     def _replay(self, state: CustomerState, key: str, event: Event | None, seen: Seen | None) -> Emitted:
         """The rows of an event (or hand-over) applied before: the current truth, state unchanged.
@@ -245,16 +267,14 @@ class CustomerStep:
         """
         emitted = Emitted(duplicate=True)
         if event is not None and seen is not None:
-            context = TouchpointContext(seen.repeat_contact, seen.channel_switch)
-            score = self.model.score_touchpoint(event, context)
+            score = self.model.score_touchpoint(event, _context_of(seen.flags))
             version = 0 if seen.late else seen.seq
             emitted.rows["touchpoints"].append(
                 self._touchpoint_row(key, event, seen.journey_id, score, version, late=seen.late))
         elif event is not None:
-            journey, index = _locate(state.journeys, event.event_id)
-            flags = journey.segments[index].context
-            context = TouchpointContext(bool(flags & 1), bool(flags & 2))
-            score = self.model.score_touchpoint(event, context)
+            journey_index, index = locate(state.journeys, event.event_id)
+            journey = state.journeys[journey_index]
+            score = self.model.score_touchpoint(event, _context_of(journey.segments[index].context))
             emitted.rows["touchpoints"].append(
                 self._touchpoint_row(key, event, journey.journey_id, score, state.seq, late=False))
         max_scores = self.rules.max_scored_touchpoints
@@ -281,7 +301,7 @@ class CustomerStep:
         new_state = replace(
             state, seq=seq, rolling_score=rolling, rolling_ms=rolling_ms, touchpoints=touchpoints,
             lifetime_value=lifetime_value, last_call_ms=last_call_ms,
-            recent=self._remember(state.recent, Seen(event.event_id, "", seq, repeat_contact, False, late=True)),
+            recent=self._remember(state.recent, Seen(event.event_id, "", seq, _context_flags(repeat_contact, False) | _LATE)),
         )
         emitted.touchpoint_score = score
         # Version 0: a replay that looks late (it left the seen-ring and the lateness) must never
@@ -342,8 +362,7 @@ class CustomerStep:
 
     def _journey_row(self, key: str, journey_id: str, summary: Segment, closed: bool, seq: int) -> Row:
         outcome = (summary.outcome or INACTIVE_OUTCOME) if closed else summary.outcome
-        scores = [Score(value, ()) for value in summary.scores]
-        score = self.model.score_journey(scores, summary.switches, outcome or None)
+        score = self.model.score_journey_values(summary.scores, summary.switches, outcome or None)
         return {
             "journey_id": journey_id,
             "customer_key": key,
@@ -377,17 +396,9 @@ class CustomerStep:
         }
 
 
-def _touch_ids(journeys: Iterable[Journey]) -> set[str]:
-    return {event_id for journey in journeys for event_id in journey.touch_ids}
-
-
-def _locate(journeys: Iterable[Journey], event_id: str) -> tuple[Journey, int]:
-    """The journey holding the event as a touchpoint of its own, and its index there."""
-    for journey in journeys:
-        for index, segment in enumerate(journey.segments):
-            if segment.first_event_id == event_id and segment.count == 1:
-                return journey, index
-    raise LookupError(f"event {event_id} is not a touchpoint of the state")
+def _is_touch(journeys: Iterable[Journey], event_id: str) -> bool:
+    """The event is a touchpoint of its own in one of the journeys (so it was applied before)."""
+    return any(s.first_event_id == event_id and s.count == 1 for journey in journeys for s in journey.segments)
 
 
 def _add_merged(emitted: Emitted, key: str, journey_id: str, survivor: str, seq: int) -> None:

@@ -18,8 +18,8 @@ into the new one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple, Sequence
 
 from pipeline.config import JourneyConfig
 
@@ -30,13 +30,13 @@ def journey_id_for(first_event_id: str) -> str:
     return f"j-{digest}"
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """A run of consecutive touchpoints of one journey, summarised; one touchpoint is a run of one.
 
     Runs of one keep their event id, so the journey they belong to can be changed (and recorded)
     when a late touchpoint splits or bridges journeys. Longer runs are the frozen head of a
-    journey that nothing can move any more.
+    journey that nothing can move any more. A named tuple rather than a frozen dataclass: a few
+    are built per event, and a frozen dataclass takes five times as long to build.
     """
 
     first_ms: int
@@ -66,18 +66,22 @@ class Segment:
     def then(self, later: Segment, max_scores: int) -> Segment:
         """This run followed by ``later`` in event time."""
         last = later if later.last_ms >= self.last_ms else self
+        channels = self.channels
+        for channel in later.channels:
+            if channel not in self.channels:
+                channels += (channel,)
         return Segment(
-            first_ms=self.first_ms,
-            first_event_id=self.first_event_id,
-            last_ms=last.last_ms,
-            first_channel=self.first_channel,
-            last_channel=last.last_channel,
-            channels=self.channels + tuple(c for c in later.channels if c not in self.channels),
-            switches=self.switches + later.switches + int(self.last_channel != later.first_channel),
-            count=self.count + later.count,
-            failed=self.failed + later.failed,
-            outcome=self.outcome or later.outcome,
-            scores=(self.scores + later.scores)[-max_scores:],
+            self.first_ms,
+            self.first_event_id,
+            last.last_ms,
+            self.first_channel,
+            last.last_channel,
+            channels,
+            self.switches + later.switches + int(self.last_channel != later.first_channel),
+            self.count + later.count,
+            self.failed + later.failed,
+            self.outcome or later.outcome,
+            (self.scores + later.scores)[-max_scores:],
         )
 
 
@@ -89,17 +93,47 @@ class Journey:
     segments: tuple[Segment, ...]
     merged: tuple[str, ...] = ()  # ids of journeys that became part of this one (their rows say so)
     closed: bool = False  # its last row said closed
+    # The summary for one ``max_scores``, memoised: the step reads every journey's summary on
+    # every event, and folding all segments each time made that the hot spot. A function of the
+    # segments, so not part of the value; carried over to the copies that keep the segments.
+    _summary: tuple[int, Segment] | None = field(default=None, init=False, repr=False, compare=False)
 
     def summary(self, max_scores: int) -> Segment:
+        memo = self._summary
+        if memo is not None and memo[0] == max_scores:
+            return memo[1]
         total = self.segments[0]
         for segment in self.segments[1:]:
             total = total.then(segment, max_scores)
+        _memoise(self, max_scores, total)
         return total
 
     @property
     def touch_ids(self) -> tuple[str, ...]:
         """Event ids of the touchpoints that may still move to another journey."""
         return tuple(s.first_event_id for s in self.segments if s.count == 1)
+
+    def then(self, segment: Segment, max_scores: int) -> Journey:
+        """This journey with ``segment`` appended (it sorts after every segment): O(1) summary."""
+        journey = Journey(self.journey_id, self.segments + (segment,), self.merged, self.closed)
+        return _memoise(journey, max_scores, self.summary(max_scores).then(segment, max_scores))
+
+    def with_closed(self, closed: bool) -> Journey:
+        if closed == self.closed:
+            return self
+        return _carry_summary(Journey(self.journey_id, self.segments, self.merged, closed), self)
+
+
+def _memoise(journey: Journey, max_scores: int, summary: Segment) -> Journey:
+    """Seed the memo of a journey whose summary the caller already has (it is frozen otherwise)."""
+    object.__setattr__(journey, "_summary", (max_scores, summary))
+    return journey
+
+
+def _carry_summary(journey: Journey, source: Journey) -> Journey:
+    """``journey`` has the summary of ``source`` (same touchpoints, regrouped or folded)."""
+    object.__setattr__(journey, "_summary", source._summary)
+    return journey
 
 
 def closes_at_ms(summary: Segment, rules: JourneyConfig) -> int:
@@ -114,23 +148,23 @@ def closes_at_ms(summary: Segment, rules: JourneyConfig) -> int:
     return min(summary.last_ms + gap_ms, summary.first_ms + rules.max_duration_seconds * 1000)
 
 
-def sessionize(segments: Iterable[Segment], rules: JourneyConfig) -> list[tuple[Segment, ...]]:
-    """Cut a customer's segments, in event-time order, into journeys.
+def sessionize(segments: Iterable[Segment], rules: JourneyConfig) -> list[tuple[tuple[Segment, ...], Segment]]:
+    """Cut a customer's segments, in event-time order, into journeys, each with its summary.
 
     A new journey starts when a segment begins after the running journey's closing time
     (:func:`closes_at_ms`: inactivity gap of the last channel, terminal outcome, maximum duration).
     The result is a function of the set of segments alone.
     """
-    runs: list[tuple[Segment, ...]] = []
+    runs: list[tuple[tuple[Segment, ...], Segment]] = []
     running: Segment | None = None
     max_scores = rules.max_scored_touchpoints
     for segment in sorted(segments, key=lambda s: s.order):
         if running is not None and segment.first_ms <= closes_at_ms(running, rules):
-            runs[-1] += (segment,)
             running = running.then(segment, max_scores)
+            runs[-1] = (runs[-1][0] + (segment,), running)
         else:
-            runs.append((segment,))
             running = segment
+            runs.append(((segment,), running))
     return runs
 
 
@@ -158,12 +192,12 @@ def regroup(previous: Sequence[Journey], added: Sequence[Segment], rules: Journe
     for segment in added:
         pool.setdefault(segment.first_event_id, segment)
     runs = sessionize(pool.values(), rules)
-    new_ids = {journey_id_for(run[0].first_event_id) for run in runs}
+    run_ids = [journey_id_for(run[0].first_event_id) for run, _ in runs]
+    new_ids = set(run_ids)
     journeys: list[Journey] = []
     merged: dict[str, str] = {}
     moved: dict[str, str] = {}
-    for run in runs:
-        journey_id = journey_id_for(run[0].first_event_id)
+    for (run, summary), journey_id in zip(runs, run_ids):
         sources = dict.fromkeys(owner[s.first_event_id] for s in run if s.first_event_id in owner)
         aliases: list[str] = list(by_id[journey_id].merged) if journey_id in by_id else []
         for source in sources:
@@ -181,8 +215,77 @@ def regroup(previous: Sequence[Journey], added: Sequence[Segment], rules: Journe
         # An id merged away earlier that heads a journey again (a late outcome split it off) is
         # no longer an alias: its own row is current again.
         aliases = [alias for alias in dict.fromkeys(aliases) if alias not in new_ids]
-        journeys.append(Journey(journey_id, run, tuple(aliases), closed))
+        journeys.append(_memoise(Journey(journey_id, run, tuple(aliases), closed), rules.max_scored_touchpoints, summary))
     return Regrouping(tuple(journeys), merged, moved)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a new touchpoint goes, found before it is scored: its score depends on the
+    touchpoint before it in its journey (a channel switch). :meth:`complete` puts it in."""
+
+    previous: Segment | None  # the segment before the new touchpoint in its journey
+    journeys: tuple[Journey, ...]  # in order: the journeys as they were; else regrouped with it unscored
+    journey_index: int  # of its journey in the journeys after it is put in
+    index: int  # of the touchpoint in its journey
+    regrouped: Regrouping | None = None  # None when it is simply appended (in order)
+
+    def complete(self, touch: Segment, max_scores: int) -> tuple[Regrouping, Journey]:
+        """The journeys with the scored ``touch`` in its place, and the journey it is in."""
+        if self.regrouped is None:
+            return self._appended(touch, max_scores)
+        journeys = list(self.journeys)
+        old = journeys[self.journey_index]
+        segments = old.segments[:self.index] + (touch,) + old.segments[self.index + 1:]
+        journey = journeys[self.journey_index] = Journey(old.journey_id, segments, old.merged, old.closed)
+        return Regrouping(tuple(journeys), self.regrouped.merged, self.regrouped.moved), journey
+
+    def _appended(self, touch: Segment, max_scores: int) -> tuple[Regrouping, Journey]:
+        if self.index:
+            journey = self.journeys[-1].then(touch, max_scores)
+            journeys = self.journeys[:-1] + (journey,)
+        else:
+            journey = Journey(journey_id_for(touch.first_event_id), (touch,))
+            journeys = self.journeys + (journey,)
+        return Regrouping(journeys, {}, {}), journey
+
+
+def place(journeys: tuple[Journey, ...], touch: Segment, rules: JourneyConfig) -> Placement:
+    """Where :func:`regroup` puts a new touchpoint; in O(1) when it comes in event-time order.
+
+    A touchpoint that sorts after every segment of the journeys (the overwhelming case) leaves
+    them as they are: they are already sessionized, and folding or evicting the oldest does not
+    move a cut, so regrouping would rebuild them and put the touchpoint at the end of the last
+    journey or in a new one after it, with nothing merged or moved. Anything else (an event
+    landing among the others, an id the journeys already hold, a new journey whose id was merged
+    away) is regrouped. Raises LookupError if regrouping leaves the touchpoint out (its id heads
+    a folded run).
+    """
+    max_scores = rules.max_scored_touchpoints
+    if not journeys:
+        return Placement(None, journeys, 0, 0)
+    last = journeys[-1]
+    event_id = touch.first_event_id
+    if touch.order > last.segments[-1].order and not any(
+            s.first_event_id == event_id for journey in journeys for s in journey.segments):
+        if touch.first_ms <= closes_at_ms(last.summary(max_scores), rules):
+            return Placement(last.segments[-1], journeys, len(journeys) - 1, len(last.segments))
+        journey_id = journey_id_for(event_id)
+        if not any(journey_id in journey.merged for journey in journeys):
+            return Placement(None, journeys, len(journeys), 0)
+    regrouped = regroup(journeys, [touch], rules)
+    journey_index, index = locate(regrouped.journeys, event_id)
+    previous = regrouped.journeys[journey_index].segments[index - 1] if index else None
+    return Placement(previous, regrouped.journeys, journey_index, index, regrouped)
+
+
+def locate(journeys: Sequence[Journey], event_id: str) -> tuple[int, int]:
+    """The index of the journey holding the event as a touchpoint of its own, and its index there."""
+    for journey_index, journey in enumerate(journeys):
+        for index, segment in enumerate(journey.segments):
+            if segment.first_event_id == event_id and segment.count == 1:
+                return journey_index, index
+    raise LookupError(f"event {event_id} is not a touchpoint of the state")
 
 
 def fold(journey: Journey, horizon_ms: int, unfolded_limit: int, max_scores: int) -> Journey:
@@ -205,4 +308,5 @@ def fold(journey: Journey, horizon_ms: int, unfolded_limit: int, max_scores: int
     head = segments[0]
     for segment in segments[1:frozen + 1]:
         head = head.then(segment, max_scores)
-    return replace(journey, segments=(head,) + segments[frozen + 1:])
+    folded = Journey(journey.journey_id, (head,) + segments[frozen + 1:], journey.merged, journey.closed)
+    return _carry_summary(folded, journey)

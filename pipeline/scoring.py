@@ -94,10 +94,14 @@ class ScoringModel:
         (w_worst - 1) * worst) / (n + w_last - 1 + w_worst - 1)``, which rises with every
         touchpoint score (weights are >= 1), so a better touchpoint never lowers a journey.
         """
-        if not scores:
+        return self.score_journey_values([score.value for score in scores], channel_switches, outcome)
+
+    def score_journey_values(self, values: Sequence[float], channel_switches: int, outcome: str | None) -> Score:
+        """:meth:`score_journey` from the touchpoint scores' values, which is all a journey keeps
+        (building a ``Score`` for each of up to ``max_scored_touchpoints`` per row was a hot spot)."""
+        if not values:
             raise ValueError("a journey has at least one scored touchpoint")
         config = self.config.journey
-        values = [score.value for score in scores]
         extra_last = config.last_touchpoint_weight - 1
         extra_worst = config.worst_touchpoint_weight - 1
         mean = (sum(values) + extra_last * values[-1] + extra_worst * min(values)) / (

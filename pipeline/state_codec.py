@@ -7,7 +7,8 @@ late events may still move is a list of seven; a folded journey head a list of e
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -17,6 +18,9 @@ from pipeline.customer import CustomerState, Seen
 from pipeline.journeys import Journey, Segment
 
 _TOUCH_FIELDS = 7
+# A rule state as the tuple of its fields, in order (``dataclasses.astuple`` without its deep copy,
+# which cost more than the rest of the encoding).
+_rule_state_values = attrgetter(*(f.name for f in fields(RuleState)))
 
 
 def _segment_out(s: Segment) -> list[Any]:
@@ -30,16 +34,6 @@ def _segment_in(d: list[Any]) -> Segment:
     if len(d) == _TOUCH_FIELDS:
         return Segment.touch(d[0], d[1], d[2], d[3], d[4], bool(d[5]), d[6])
     return Segment(d[0], d[1], d[2], d[3], d[4], tuple(d[5]), d[6], d[7], d[8], d[9], tuple(d[10]))
-
-
-def _seen_out(seen: Seen) -> list[Any]:
-    flags = int(seen.repeat_contact) | int(seen.channel_switch) << 1 | int(seen.late) << 2
-    return [seen.event_id, seen.journey_id, seen.seq, flags]
-
-
-def _seen_in(d: list[Any]) -> Seen:
-    event_id, journey_id, seq, flags = d
-    return Seen(event_id, journey_id, seq, bool(flags & 1), bool(flags & 2), bool(flags & 4))
 
 
 def _journey_out(j: Journey) -> list[Any]:
@@ -60,8 +54,8 @@ def state_to_json(state: CustomerState) -> bytes:
         "n": state.touchpoints,
         "v": state.lifetime_value,
         "c": state.last_call_ms,
-        "s": [_seen_out(seen) for seen in state.recent],
-        "a": {name: astuple(rule_state) for name, rule_state in state.alert_states.items()},
+        "s": [list(seen) for seen in state.recent],
+        "a": {name: _rule_state_values(rule_state) for name, rule_state in state.alert_states.items()},
     })
 
 
@@ -78,6 +72,6 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
         touchpoints=data["n"],
         lifetime_value=data["v"],
         last_call_ms=data["c"],
-        recent=tuple(_seen_in(seen) for seen in data["s"]),
+        recent=tuple(map(Seen._make, data["s"])),
         alert_states={name: RuleState(*values) for name, values in data["a"].items()},
     )
