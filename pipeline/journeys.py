@@ -65,24 +65,33 @@ class Segment(NamedTuple):
 
     def then(self, later: Segment, max_scores: int) -> Segment:
         """This run followed by ``later`` in event time."""
-        last = later if later.last_ms >= self.last_ms else self
-        channels = self.channels
+        return summarise((self, later), max_scores)
+
+
+def summarise(segments: Sequence[Segment], max_scores: int) -> Segment:
+    """Consecutive runs (in event-time order) as one: ``segments[0].then(segments[1]).then(...)``,
+    in one pass without the runs in between (a journey read back from the state is summarised
+    whole, up to ``unfolded_limit`` runs)."""
+    first = segments[0]
+    if len(segments) == 1:
+        return first
+    last_ms, last_channel, channels = first.last_ms, first.last_channel, first.channels
+    switches, count, failed, outcome = first.switches, first.count, first.failed, first.outcome
+    scores = list(first.scores)
+    for later in segments[1:]:
+        switches += later.switches + int(last_channel != later.first_channel)
+        if later.last_ms >= last_ms:
+            last_ms, last_channel = later.last_ms, later.last_channel
+        known = channels
         for channel in later.channels:
-            if channel not in self.channels:
+            if channel not in known:
                 channels += (channel,)
-        return Segment(
-            self.first_ms,
-            self.first_event_id,
-            last.last_ms,
-            self.first_channel,
-            last.last_channel,
-            channels,
-            self.switches + later.switches + int(self.last_channel != later.first_channel),
-            self.count + later.count,
-            self.failed + later.failed,
-            self.outcome or later.outcome,
-            (self.scores + later.scores)[-max_scores:],
-        )
+        count += later.count
+        failed += later.failed
+        outcome = outcome or later.outcome
+        scores += later.scores
+    return Segment(first.first_ms, first.first_event_id, last_ms, first.first_channel, last_channel, channels,
+                   switches, count, failed, outcome, tuple(scores[-max_scores:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +111,7 @@ class Journey:
         memo = self._summary
         if memo is not None and memo[0] == max_scores:
             return memo[1]
-        total = self.segments[0]
-        for segment in self.segments[1:]:
-            total = total.then(segment, max_scores)
+        total = summarise(self.segments, max_scores)
         _memoise(self, max_scores, total)
         return total
 
@@ -168,9 +175,8 @@ def sessionize(segments: Iterable[Segment], rules: JourneyConfig) -> list[tuple[
     return runs
 
 
-@dataclass(frozen=True, slots=True)
-class Regrouping:
-    """The journeys after a change, and what changed for the rows."""
+class Regrouping(NamedTuple):
+    """The journeys after a change, and what changed for the rows (a named tuple: one per event)."""
 
     journeys: tuple[Journey, ...]
     merged: dict[str, str]  # journey id that disappeared (or was merged into one) -> its survivor
@@ -219,10 +225,10 @@ def regroup(previous: Sequence[Journey], added: Sequence[Segment], rules: Journe
     return Regrouping(tuple(journeys), merged, moved)
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where a new touchpoint goes, found before it is scored: its score depends on the
-    touchpoint before it in its journey (a channel switch). :meth:`complete` puts it in."""
+    touchpoint before it in its journey (a channel switch). :meth:`complete` puts it in.
+    A named tuple: one per event."""
 
     previous: Segment | None  # the segment before the new touchpoint in its journey
     journeys: tuple[Journey, ...]  # in order: the journeys as they were; else regrouped with it unscored
@@ -305,8 +311,6 @@ def fold(journey: Journey, horizon_ms: int, unfolded_limit: int, max_scores: int
     frozen = max(frozen, len(segments) - unfolded_limit - 1)
     if frozen == 0:
         return journey
-    head = segments[0]
-    for segment in segments[1:frozen + 1]:
-        head = head.then(segment, max_scores)
+    head = summarise(segments[:frozen + 1], max_scores)
     folded = Journey(journey.journey_id, (head,) + segments[frozen + 1:], journey.merged, journey.closed)
     return _carry_summary(folded, journey)

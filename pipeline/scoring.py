@@ -72,9 +72,7 @@ class ScoringModel:
         With feedback the score is ``feedback_weight * answer + (1 - feedback_weight) * friction``,
         and every friction component is scaled by ``1 - feedback_weight`` so the sum still holds.
         """
-        friction = [(BASE, self.config.base_points), *self._signals(event, context)]
-        friction_value = _on_scale(math.fsum(points for _, points in friction))
-        friction = _with_clamp(friction, friction_value)
+        friction_value, friction = _clamped([(BASE, self.config.base_points), *self._signals(event, context)])
         feedback = event.feedback
         scale = self.config.feedback_scales.get(feedback.kind) if feedback else None
         if feedback is None or scale is None:  # an unknown kind is no answer; the decoder refuses it
@@ -114,8 +112,7 @@ class ScoringModel:
             components.append(_penalty("journey.channel_switches", penalty))
         if outcome in config.outcome_points:
             components.append((f"journey.outcome.{outcome}", config.outcome_points[outcome]))
-        value = _on_scale(math.fsum(points for _, points in components))
-        return _score(value, _with_clamp(components, value))
+        return _score(*_clamped(components))
 
     def _signals(self, event: Event, context: TouchpointContext) -> list[Component]:
         config = self.config
@@ -322,18 +319,29 @@ def _penalty(name: str, points: float) -> Component:
     return name, -points
 
 
-def _with_clamp(components: list[Component], value: float) -> list[Component]:
-    """The components, plus what brought their sum back onto 0-100 if it had left it."""
-    excess = value - math.fsum(points for _, points in components)
-    return [*components, (CLAMP, excess)] if excess else components
+def _clamped(components: list[Component]) -> tuple[float, list[Component]]:
+    """The components' sum brought onto 0-100, and the components plus what brought it back if
+    it had left the scale (their sum is computed once: this runs for every touchpoint and row)."""
+    total = math.fsum([points for _, points in components])
+    value = _on_scale(total)
+    excess = value - total
+    return value, ([*components, (CLAMP, excess)] if excess else components)
 
 
 def _score(value: float, components: list[Component]) -> Score:
     """Rounded to a ten-thousandth of a point: float noise would only confuse an analyst."""
     return Score(
-        round(_on_scale(value), _DECIMALS),
-        tuple((name, round(points, _DECIMALS) + 0.0) for name, points in components),  # no -0.0
+        _rounded(_on_scale(value)),
+        tuple([(name, _rounded(points) + 0.0) for name, points in components]),  # no -0.0
     )
+
+
+def _rounded(number: float) -> float:
+    """``round(number, _DECIMALS)``; a whole number (as most points are) is returned as it is,
+    which is what ``round`` returns, without its decimal conversion (a few per touchpoint)."""
+    if isinstance(number, float) and number.is_integer():
+        return number
+    return round(number, _DECIMALS)
 
 
 def _answer_points(scale: FeedbackScale, answer: int) -> float:
