@@ -253,13 +253,17 @@ class CustomerStep:
                 emitted.rows["journeys"].append(self._journey_row(key, journey.journey_id, summary, closed, seq))
             if closes_at >= horizon:
                 kept.append(fold(journey, horizon, self.unfolded_limit, max_scores))
+        if regrouped.merged or regrouped.moved:  # only a regrouping merges or moves
+            self._rows_of_changes(key, regrouped, seq, emitted)
+        return tuple(kept)
+
+    def _rows_of_changes(self, key: str, regrouped: Regrouping, seq: int, emitted: Emitted) -> None:
         for old_id, survivor in regrouped.merged.items():
             _add_merged(emitted, key, old_id, survivor, seq)
         emitted.merged_journeys += len(regrouped.merged)
         emitted.rows["touchpoint_journeys"].extend(
             _membership_row(key, event_id, journey_id, seq) for event_id, journey_id in regrouped.moved.items()
         )
-        return tuple(kept)
 
     def _replay(self, state: CustomerState, key: str, event: Event | None, seen: Seen | None) -> Emitted:
         """The rows of an event (or hand-over) applied before: the current truth, state unchanged.

@@ -9,6 +9,10 @@ history reached the customer before or after the customer's own touchpoints.
 Touchpoints that no event within the lateness can move any more are folded into one segment per
 journey (:func:`fold`), which keeps the state bounded without changing any journey.
 
+Recomputing is only needed for a touchpoint that lands among the others: one that comes in
+event-time order (nearly all of them) is appended where the recomputation would put it
+(:func:`place`), without sorting and regrouping the state on every event.
+
 A journey's id is derived from its earliest touchpoint's event id alone: it is deterministic, not
 keyed by start time or by customer key (so it survives back-stitching), and it only changes when
 an earlier touchpoint joins within the lateness, in which case the old id is recorded as merged
@@ -75,11 +79,10 @@ def summarise(segments: Sequence[Segment], max_scores: int) -> Segment:
     first = segments[0]
     if len(segments) == 1:
         return first
-    last_ms, last_channel, channels = first.last_ms, first.last_channel, first.channels
-    switches, count, failed, outcome = first.switches, first.count, first.failed, first.outcome
-    scores = list(first.scores)
+    first_ms, first_event_id, last_ms, first_channel, last_channel, channels, switches, count, failed, outcome, \
+        scores, _context = first
     for later in segments[1:]:
-        switches += later.switches + int(last_channel != later.first_channel)
+        switches += later.switches + (last_channel != later.first_channel)
         if later.last_ms >= last_ms:
             last_ms, last_channel = later.last_ms, later.last_channel
         known = channels
@@ -89,9 +92,9 @@ def summarise(segments: Sequence[Segment], max_scores: int) -> Segment:
         count += later.count
         failed += later.failed
         outcome = outcome or later.outcome
-        scores += later.scores
-    return Segment(first.first_ms, first.first_event_id, last_ms, first.first_channel, last_channel, channels,
-                   switches, count, failed, outcome, tuple(scores[-max_scores:]))
+        scores = (scores + later.scores)[-max_scores:]
+    return Segment(first_ms, first_event_id, last_ms, first_channel, last_channel, channels,
+                   switches, count, failed, outcome, scores)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ def _segment_out(s: Segment) -> list[Any]:
 
 def _segment_in(d: list[Any]) -> Segment:
     if len(d) == _TOUCH_FIELDS:
-        return Segment.touch(d[0], d[1], d[2], d[3], d[4], bool(d[5]), d[6])
+        return Segment.touch(*d)  # at, id, channel, score, outcome, failed (0/1), context
     return Segment(d[0], d[1], d[2], d[3], d[4], tuple(d[5]), d[6], d[7], d[8], d[9], tuple(d[10]))
 
 
@@ -41,7 +41,7 @@ def _journey_out(j: Journey) -> list[Any]:
 
 
 def _journey_in(d: list[Any]) -> Journey:
-    return Journey(d[0], tuple(_segment_in(s) for s in d[1]), tuple(d[2]), bool(d[3]))
+    return Journey(d[0], tuple([_segment_in(s) for s in d[1]]), tuple(d[2]), bool(d[3]))
 
 
 def state_to_json(state: CustomerState) -> bytes:
@@ -66,7 +66,7 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
     return CustomerState(
         seq=data["q"],
         watermark_ms=data["w"],
-        journeys=tuple(_journey_in(j) for j in data["j"]),
+        journeys=tuple([_journey_in(j) for j in data["j"]]),
         rolling_score=data["r"],
         rolling_ms=data["rt"],
         touchpoints=data["n"],
