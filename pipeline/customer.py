@@ -64,9 +64,14 @@ def _context_flags(repeat_contact: bool, channel_switch: bool) -> int:
     return int(repeat_contact) * _REPEAT_CONTACT | int(channel_switch) * _CHANNEL_SWITCH
 
 
+# Every context there is, built once: one is needed per event.
+_CONTEXTS = tuple(TouchpointContext(bool(flags & _REPEAT_CONTACT), bool(flags & _CHANNEL_SWITCH))
+                  for flags in range(_REPEAT_CONTACT + _CHANNEL_SWITCH + 1))
+
+
 def _context_of(flags: int) -> TouchpointContext:
     """The context a touchpoint's score was computed with, from its flags."""
-    return TouchpointContext(bool(flags & _REPEAT_CONTACT), bool(flags & _CHANNEL_SWITCH))
+    return _CONTEXTS[flags & (_REPEAT_CONTACT | _CHANNEL_SWITCH)]
 
 
 class CustomerState(NamedTuple):
@@ -137,8 +142,8 @@ class CustomerStep:
                                                         outcome, failed_contact), self.rules)
         repeat_contact = self._repeat_contact(state, event)
         channel_switch = placement.previous is not None and placement.previous.last_channel != event.channel
-        score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, channel_switch))
         flags = _context_flags(repeat_contact, channel_switch)
+        score = self.model.score_touchpoint(event, _context_of(flags))
         touch = Segment.touch(event.occurred_at_ms, event.event_id, event.channel,
                               round(score.value, 3),  # as the state codec keeps it
                               outcome, failed_contact, flags)
@@ -303,12 +308,13 @@ class CustomerStep:
         emitted = Emitted(late=True)
         seq = state.seq + 1
         repeat_contact = self._repeat_contact(state, event)
-        score = self.model.score_touchpoint(event, TouchpointContext(repeat_contact, False))
+        flags = _context_flags(repeat_contact, False)
+        score = self.model.score_touchpoint(event, _context_of(flags))
         rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = self._figures(state, event, score)
         new_state = state._replace(
             seq=seq, rolling_score=rolling, rolling_ms=rolling_ms, touchpoints=touchpoints,
             lifetime_value=lifetime_value, last_call_ms=last_call_ms,
-            recent=self._remember(state.recent, Seen(event.event_id, "", seq, _context_flags(repeat_contact, False) | _LATE)),
+            recent=self._remember(state.recent, Seen(event.event_id, "", seq, flags | _LATE)),
         )
         emitted.touchpoint_score = score
         # Version 0: a replay that looks late (it left the seen-ring and the lateness) must never
