@@ -26,7 +26,17 @@ from pipeline.alerting import AlertEvent, RuleState, evaluate_customer
 from pipeline.config import INACTIVE_OUTCOME, ModelConfig
 from pipeline.journeys import Journey, Regrouping, Segment, closes_at_ms, fold, journey_id_for, locate, place, regroup
 from pipeline.model import Event
-from pipeline.scoring import Score, ScoringModel, TouchpointContext, decay_score, dimension_of, is_failed_contact, is_friction
+from pipeline.scoring import (
+    ChangeWindow,
+    Score,
+    ScoringModel,
+    TouchpointContext,
+    decay_score,
+    dimension_of,
+    is_failed_contact,
+    is_friction,
+    score_change,
+)
 
 Row = dict[str, Any]
 
@@ -88,6 +98,7 @@ class CustomerState(NamedTuple):
     last_call_ms: int | None = None
     recent: tuple[Seen, ...] = ()
     alert_states: Mapping[str, RuleState] = MappingProxyType({})  # shared by every new state: read-only
+    change_window: ChangeWindow | None = None  # where the rolling score's change is measured from
 
 
 @dataclass
@@ -156,6 +167,8 @@ class CustomerStep:
             self.config.alerts, state.alert_states, key, rolling, previous_score,
             failed, event.occurred_at_ms, lifetime_value,
         )
+        change_window, change = score_change(state.change_window, previous_score, rolling, event.occurred_at_ms,
+                                             self.config.customer.change_window_seconds)
         new_state = CustomerState(
             seq=seq, watermark_ms=watermark,
             journeys=self._settle(key, state.journeys, regrouped, seq, watermark, emitted),
@@ -163,10 +176,11 @@ class CustomerStep:
             last_call_ms=last_call_ms,
             recent=self._remember(state.recent, Seen(event.event_id, journey.journey_id, seq, flags)),
             alert_states=alert_states,
+            change_window=change_window,
         )
         emitted.touchpoint_score = score
         emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, journey.journey_id, score, seq, late=False))
-        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
+        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score, change))
         emitted.alerts.extend(alerts)
         emitted.rows["alerts"].extend(alert_row(alert, seq) for alert in alerts)
         return new_state, emitted
@@ -212,6 +226,7 @@ class CustomerStep:
             last_call_ms=max((ms for ms in (target.last_call_ms, absorbed.last_call_ms) if ms is not None), default=None),
             recent=recent,
             alert_states=target.alert_states,
+            change_window=target.change_window,
         )
         return merged, emitted
 
@@ -310,17 +325,21 @@ class CustomerStep:
         repeat_contact = self._repeat_contact(state, event)
         flags = _context_flags(repeat_contact, False)
         score = self.model.score_touchpoint(event, _context_of(flags))
+        previous_score = state.rolling_score
         rolling, rolling_ms, touchpoints, lifetime_value, last_call_ms = self._figures(state, event, score)
+        change_window, change = score_change(state.change_window, previous_score, rolling, event.occurred_at_ms,
+                                             self.config.customer.change_window_seconds)
         new_state = state._replace(
             seq=seq, rolling_score=rolling, rolling_ms=rolling_ms, touchpoints=touchpoints,
             lifetime_value=lifetime_value, last_call_ms=last_call_ms,
             recent=self._remember(state.recent, Seen(event.event_id, "", seq, flags | _LATE)),
+            change_window=change_window,
         )
         emitted.touchpoint_score = score
         # Version 0: a replay that looks late (it left the seen-ring and the lateness) must never
         # replace the row that placed the event in a journey; a truly late event has no other row.
         emitted.rows["touchpoints"].append(self._touchpoint_row(key, event, "", score, 0, late=True))
-        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score))
+        emitted.rows["customer_scores"].append(self._customer_row(key, new_state, score, change))
         return new_state, emitted
 
     def _repeat_contact(self, state: CustomerState, event: Event) -> bool:
@@ -395,13 +414,14 @@ class CustomerStep:
             "version": seq,
         }
 
-    def _customer_row(self, key: str, state: CustomerState, score: Score) -> Row:
+    def _customer_row(self, key: str, state: CustomerState, score: Score, change: float) -> Row:
         rolling = state.rolling_score if state.rolling_score is not None else score.value
         return {
             "customer_key": key,
             "as_of": (state.rolling_ms or 0) // 1000,
             "as_of_ms": state.rolling_ms or 0,
             "score": rolling,
+            "score_change": change,
             "last_touchpoint_score": score.value,
             "touchpoints": state.touchpoints,
             "at_risk": int(rolling < self.config.customer.at_risk_threshold),

@@ -16,6 +16,7 @@ import orjson
 from pipeline.alerting import RuleState
 from pipeline.customer import CustomerState, Seen
 from pipeline.journeys import Journey, Segment
+from pipeline.scoring import ChangeWindow
 
 _TOUCH_FIELDS = 7
 # A rule state as the tuple of its fields, in order (``dataclasses.astuple`` without its deep copy,
@@ -56,6 +57,8 @@ def state_to_json(state: CustomerState) -> bytes:
         "c": state.last_call_ms,
         "s": [list(seen) for seen in state.recent],
         "a": {name: _rule_state_values(rule_state) for name, rule_state in state.alert_states.items()},
+        "cw": None if state.change_window is None else [state.change_window.baseline_score,
+                                                        state.change_window.baseline_ms],
     })
 
 
@@ -74,4 +77,5 @@ def state_from_json(raw: bytes | None) -> CustomerState | None:
         last_call_ms=data["c"],
         recent=tuple(map(Seen._make, data["s"])),
         alert_states={name: RuleState(*values) for name, values in data["a"].items()},
+        change_window=ChangeWindow(*data["cw"]) if data.get("cw") else None,
     )

@@ -40,7 +40,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "merged_journeys": ("journey_id", "customer_key", "merged_into", "version"),
     "touchpoint_journeys": ("event_id", "customer_key", "journey_id", "version"),
     "customer_scores": (
-        "customer_key", "as_of", "as_of_ms", "score", "last_touchpoint_score", "touchpoints",
+        "customer_key", "as_of", "as_of_ms", "score", "score_change", "last_touchpoint_score", "touchpoints",
         "at_risk", "version",
     ),
     "alerts": (
