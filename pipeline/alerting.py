@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 from pipeline.config import DIMENSION_BY_CHANNEL, AlertRule
 from pipeline.windows import CHANNEL_TOTAL, WindowStats
@@ -72,13 +72,17 @@ class RuleState:
 
 States = Mapping[str, RuleState]  # by rule name, for one subject
 
+# The state of a rule that remembers nothing (immutable, so one object serves every subject).
+_NOTHING_REMEMBERED = RuleState()
 
-@dataclass(frozen=True, slots=True)
-class _Subject:
+
+class _Subject(NamedTuple):
+    """Who an evaluation is about (a tuple: built once per customer touchpoint, cheaply)."""
+
     kind: str
-    channel: str = ""
-    dimension: str = ""
-    customer_key: str = ""
+    channel: str
+    dimension: str
+    customer_key: str
 
     @property
     def key(self) -> str:
@@ -114,13 +118,13 @@ def evaluate_customer(rules: Sequence[AlertRule], states: States, customer_key: 
     from the highest rolling score since the rule's window began; a new window begins at the first
     touchpoint after the previous one ran its ``window_seconds``.
     """
-    subject = _Subject("customer", customer_key=customer_key)
+    subject = _Subject("customer", "", "", customer_key)
     new_states: dict[str, RuleState] = {}
     events: list[AlertEvent] = []
     for rule in rules:
         if rule.subject != "customer":
             continue
-        state = states.get(rule.name, RuleState())
+        state = states.get(rule.name, _NOTHING_REMEMBERED)
         value: float | None
         if rule.kind == "customer_score_drop":
             state = _rebase(rule, state, previous_score, at_ms)
@@ -146,19 +150,19 @@ def evaluate_channel(rules: Sequence[AlertRule], states: States, channel: str, d
     window with no touchpoint at all resolves a firing alert (value NaN, "quiet" in the details):
     the subject has gone quiet, and an alert that can never be judged again must not fire forever.
     """
-    subject = _Subject("channel", channel=channel, dimension=dimension)
+    subject = _Subject("channel", channel, dimension, "")
     new_states: dict[str, RuleState] = {}
     events: list[AlertEvent] = []
     for rule in rules:
-        if not _watches(rule, channel, dimension):
+        if not watches(rule, channel, dimension):
             continue
-        state = states.get(rule.name, RuleState())
+        state = states.get(rule.name, _NOTHING_REMEMBERED)
         value, samples = _CHANNEL_VALUES[rule.kind](stats)
         scope = f" on {channel}" + (f" {rule.dimension}={dimension}" if dimension else "")
         if stats.volume == 0 and state.alert_id is not None and state.severity is not None:
             events.append(_event(rule, subject, state.alert_id, state.severity, RESOLVED, math.nan, at_ms,
                                  f"{scope}: quiet, no touchpoints in the window"))
-            state = replace(state, breach_since_ms=None, alert_id=None, severity=None)
+            state = _resolved(state)
         elif value is not None and samples >= rule.min_samples:
             note = f"{scope} ({samples} samples)"
             state, event = _step(rule, state, subject, value, rule.severity, at_ms, note)
@@ -173,7 +177,9 @@ def alert_id_for(rule: str, subject_key: str, breach_since_ms: int) -> str:
     return str(uuid.uuid5(_ALERT_ID_NAMESPACE, f"{rule}\x00{subject_key}\x00{breach_since_ms}"))
 
 
-def _watches(rule: AlertRule, channel: str, dimension: str) -> bool:
+def watches(rule: AlertRule, channel: str, dimension: str) -> bool:
+    """Whether the rule judges this subject: a channel rule, for this channel, and for its total
+    or its dimension values. Only the channel and whether ``dimension`` is the total matter."""
     if rule.subject != "channel" or rule.channel not in (None, channel):
         return False
     if rule.dimension is None:
@@ -188,15 +194,37 @@ def _step(rule: AlertRule, state: RuleState, subject: _Subject, value: float, se
         if not _recovered(rule, value):
             return state, None
         event = _event(rule, subject, state.alert_id, state.severity, RESOLVED, value, at_ms, note)
-        return replace(state, breach_since_ms=None, alert_id=None, severity=None), event
+        return _resolved(state), event
     if not _breached(rule, value):
-        return replace(state, breach_since_ms=None), None
+        return _breach_since(state, None), None
     since = state.breach_since_ms if state.breach_since_ms is not None else at_ms
     if _cooling(rule, state, at_ms):
-        return replace(state, breach_since_ms=since), None
+        return _breach_since(state, since), None
     alert_id = alert_id_for(rule.name, subject.key, since)
-    fired = replace(state, breach_since_ms=since, alert_id=alert_id, severity=severity, last_fired_ms=at_ms)
+    fired = RuleState(since, alert_id, severity, at_ms, state.baseline_score, state.baseline_ms)
     return fired, _event(rule, subject, alert_id, severity, FIRING, value, at_ms, note)
+
+
+# RuleState changes are spelled out rather than made with ``dataclasses.replace``, which costs
+# several times as much, and evaluation runs for every rule at every customer touchpoint.
+
+def _breach_since(state: RuleState, since_ms: int | None) -> RuleState:
+    """``state`` with its breach begun at ``since_ms`` (None: no breach). Mostly that is already
+    so: ``state`` itself then."""
+    if state.breach_since_ms == since_ms:
+        return state
+    return RuleState(since_ms, state.alert_id, state.severity, state.last_fired_ms, state.baseline_score,
+                     state.baseline_ms)
+
+
+def _resolved(state: RuleState) -> RuleState:
+    """``state`` once its alert resolved: no breach nor alert; the cooldown and the drop baseline stay."""
+    return RuleState(None, None, None, state.last_fired_ms, state.baseline_score, state.baseline_ms)
+
+
+def _rebased(state: RuleState, baseline_score: float, baseline_ms: int) -> RuleState:
+    return RuleState(state.breach_since_ms, state.alert_id, state.severity, state.last_fired_ms, baseline_score,
+                     baseline_ms)
 
 
 def _breached(rule: AlertRule, value: float) -> bool:
@@ -252,8 +280,10 @@ def _rebase(rule: AlertRule, state: RuleState, previous_score: float | None, at_
         return state
     window_ms = 1000 * (rule.window_seconds or 0)
     if state.baseline_ms is None or state.baseline_score is None or at_ms - state.baseline_ms >= window_ms:
-        return replace(state, baseline_score=previous_score, baseline_ms=at_ms)
-    return replace(state, baseline_score=max(state.baseline_score, previous_score))
+        return _rebased(state, previous_score, at_ms)
+    if previous_score > state.baseline_score:  # the window's highest score so far
+        return _rebased(state, previous_score, state.baseline_ms)
+    return state
 
 
 def _keep(states: dict[str, RuleState], rule: AlertRule, state: RuleState, at_ms: int) -> None:

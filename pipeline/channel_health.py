@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pipeline.alerting import AlertEvent, RuleState, evaluate_channel
+from pipeline.alerting import AlertEvent, RuleState, evaluate_channel, watches
 from pipeline.channel_scores import ChannelFigure, channel_figures
-from pipeline.config import ModelConfig
+from pipeline.config import AlertRule, ModelConfig
 from pipeline.model import Event
 from pipeline.scoring import Score, dimension_of, is_error, is_friction
 from pipeline.windows import CHANNEL_TOTAL, ChannelWindows, WindowStats
@@ -40,6 +40,7 @@ class ChannelHealth:
         windows = config.windows
         self.windows = ChannelWindows(windows.kept_seconds, windows.bucket_seconds, windows.dimension_max_tracked)
         self.states: dict[tuple[str, str], Mapping[str, RuleState]] = {}
+        self._watching: dict[tuple[str, bool], tuple[AlertRule, ...]] = {}  # see _rules_for
         self._figures: list[ChannelFigure] = []
         self.figures_dropped = 0  # snapshots dropped because nobody drained them in time
         self._every_ms = evaluate_every_seconds * 1000
@@ -80,14 +81,16 @@ class ChannelHealth:
         return self.evaluate(at_ms)
 
     def evaluate(self, at_ms: int) -> list[AlertEvent]:
-        """Judge every subject with kept touchpoints, and every subject with remembered state."""
+        """Judge every subject with touchpoints in the alert window, and every subject with
+        remembered state. A subject with neither has nothing to judge (no value, nothing to
+        resolve), so it is not evaluated at all: most kept subjects are quiet at most ticks."""
         alerts: list[AlertEvent] = []
         window_seconds = self.config.windows.window_seconds
-        for subject in sorted(set(self.windows.subjects()) | set(self.states)):
+        for subject in sorted(set(self.windows.active(at_ms, window_seconds)) | set(self.states)):
             channel, dimension = subject
             stats = self.windows.snapshot(channel, dimension, at_ms, window_seconds)
             states, fired = evaluate_channel(
-                self.rules, self.states.get(subject, {}), channel, dimension, stats, at_ms)
+                self._rules_for(channel, dimension), self.states.get(subject, {}), channel, dimension, stats, at_ms)
             if states:
                 self.states[subject] = states
             else:
@@ -119,9 +122,17 @@ class ChannelHealth:
             return {}
         return {
             channel: self.windows.snapshot(channel, CHANNEL_TOTAL, at_ms, self.config.windows.window_seconds)
-            for channel, dimension in self.windows.subjects()
-            if dimension == CHANNEL_TOTAL
+            for channel in self.windows.channels()
         }
+
+    def _rules_for(self, channel: str, dimension: str) -> tuple[AlertRule, ...]:
+        """The rules that watch this subject, looked up once per channel and kind of subject
+        (total or dimension value: all ``watches`` depends on), not at every subject and tick."""
+        key = (channel, dimension == CHANNEL_TOTAL)
+        rules = self._watching.get(key)
+        if rules is None:
+            rules = self._watching[key] = tuple(rule for rule in self.rules if watches(rule, channel, dimension))
+        return rules
 
     def _now_ms(self, idle_seconds: float) -> int | None:
         """The watermark, moved on by the wall-clock idle time in whole buckets; None before any event."""

@@ -14,7 +14,7 @@ each configured window length. No customer identifier ever reaches a row or a la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from pipeline.config import DIMENSION_BY_CHANNEL
 from pipeline.windows import CHANNEL_TOTAL, ChannelWindows, WindowStats
@@ -24,9 +24,10 @@ Row = dict[str, Any]
 SeriesKey = tuple[str, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelFigure:
-    """One window of one channel (dimension "") or dimension value, ending at ``window_end_ms``."""
+class ChannelFigure(NamedTuple):
+    """One window of one channel (dimension "") or dimension value, ending at ``window_end_ms``.
+
+    A tuple: dozens are made at every minute of event time, thousands a second in a replay."""
 
     channel: str
     dimension: str
@@ -58,10 +59,9 @@ def channel_figures(windows: ChannelWindows, at_ms: int, window_sizes: Sequence[
     values plus "(other)", per size. A channel quiet for all of them has no figures, so a gap in
     the stream (a replay jumping a weekend) writes no empty rows; within the longest window a
     shorter one may show volume 0, which is how a channel going quiet shows."""
-    channels = sorted({channel for channel, _ in windows.subjects()})
     figures: list[ChannelFigure] = []
     longest = max(window_sizes, default=0)
-    for channel in channels:
+    for channel in windows.channels():
         if not windows.snapshot(channel, CHANNEL_TOTAL, at_ms, longest).volume:
             continue
         for size in window_sizes:

@@ -13,6 +13,13 @@ dimension value (e.g. call queue "billing"): call :meth:`ChannelWindows.add` onc
 Several window lengths (e.g. 5 min and 1 h) share the same buckets: ``window_seconds`` is the
 longest kept, and a snapshot may cover any whole number of buckets up to it.
 
+Snapshots are taken at every minute of event time for every (channel, dimension), and a replay
+crosses thousands of minutes in seconds, so each series remembers the sums it last added up,
+per set of buckets: a window whose buckets did not change since (no touchpoint added, none
+dropped, none entering or leaving it) is not added up again. A sum is always added up afresh
+from the buckets, in the order they were opened, never kept running by adding and subtracting
+buckets: float sums then come out the same to the last bit whichever way the window was reached.
+
 Dimension values are bounded per channel: at most ``max_tracked_values`` values hold buckets of
 their own at a time (a value beyond that counts in the channel total only, until a tracked value
 has left the window). Reports then show the ``top_values`` by volume and fold the rest into
@@ -21,7 +28,12 @@ has left the window). Reports then show the ``top_values`` by volume and fold th
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from dataclasses import dataclass
+from functools import reduce
+from heapq import heappop, heappush
+from operator import add, sub
+from typing import NamedTuple
 
 from pipeline.model import Feedback
 from pipeline.scoring import is_detractor, is_promoter
@@ -47,9 +59,13 @@ class WindowStats:
     error_rate: float | None  # share of touchpoints with a web error or app crash, 0-1
 
 
-@dataclass(slots=True)
-class _Counts:
-    """Sums over some touchpoints: what a bucket holds and what a snapshot adds up."""
+def _ratio(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+class _Counts(NamedTuple):
+    """Sums over some touchpoints: a bucket holds them as a list in this order (updated in place
+    for each touchpoint), a window adds its buckets up column by column."""
 
     volume: int = 0
     score_sum: float = 0.0
@@ -63,34 +79,9 @@ class _Counts:
     ces_sum: int = 0
     ces_responses: int = 0
 
-    def add(self, score: float, feedback: Feedback | None, friction: bool, error: bool) -> None:
-        self.volume += 1
-        self.score_sum += score
-        self.friction += friction
-        self.errors += error
-        if feedback is None:
-            return
-        if feedback.kind == "nps":
-            self.nps_responses += 1
-            self.promoters += is_promoter(feedback.score)
-            self.detractors += is_detractor(feedback.score)
-        elif feedback.kind == "csat":
-            self.csat_responses += 1
-            self.csat_sum += feedback.score
-        elif feedback.kind == "ces":
-            self.ces_responses += 1
-            self.ces_sum += feedback.score
-
-    def merge(self, other: _Counts) -> None:
-        for name in _Counts.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def subtract(self, other: _Counts) -> None:
-        """Remove a part of these counts (a dimension value from its channel total)."""
-        for name in _Counts.__slots__:
-            setattr(self, name, getattr(self, name) - getattr(other, name))
-        if self.volume == 0:
-            self.score_sum = 0.0  # no float residue behind an empty remainder
+    def minus(self, part: _Counts) -> _Counts:
+        """What is left without a part of these counts (a dimension value of its channel total)."""
+        return _Counts._make(map(sub, self, part))
 
     def stats(self) -> WindowStats:
         return WindowStats(
@@ -107,8 +98,106 @@ class _Counts:
         )
 
 
-def _ratio(total: float, count: int) -> float | None:
-    return total / count if count else None
+# Bucket columns updated for every touchpoint (positions in _Counts).
+_VOLUME, _SCORE_SUM, _FRICTION, _ERRORS, _PROMOTERS, _DETRACTORS, _NPS_RESPONSES = range(7)
+_CSAT_SUM, _CSAT_RESPONSES, _CES_SUM, _CES_RESPONSES = range(7, 11)
+
+
+class _Sums:
+    """The sums over one set of buckets, and their figures once asked for: ranking dimension
+    values needs their volumes only."""
+
+    __slots__ = ("counts", "_stats")
+
+    def __init__(self, counts: _Counts) -> None:
+        self.counts = counts
+        self._stats: WindowStats | None = None
+
+    @property
+    def stats(self) -> WindowStats:
+        if self._stats is None:
+            self._stats = self.counts.stats()
+        return self._stats
+
+
+_NOTHING = _Counts()
+_NO_SUMS = _Sums(_NOTHING)
+
+
+def _count(bucket: list[float], score: float, feedback: Feedback | None, friction: bool, error: bool) -> None:
+    """Add one touchpoint to a bucket."""
+    bucket[_VOLUME] += 1
+    bucket[_SCORE_SUM] += score
+    bucket[_FRICTION] += friction
+    bucket[_ERRORS] += error
+    if feedback is None:
+        return
+    if feedback.kind == "nps":
+        bucket[_NPS_RESPONSES] += 1
+        bucket[_PROMOTERS] += is_promoter(feedback.score)
+        bucket[_DETRACTORS] += is_detractor(feedback.score)
+    elif feedback.kind == "csat":
+        bucket[_CSAT_RESPONSES] += 1
+        bucket[_CSAT_SUM] += feedback.score
+    elif feedback.kind == "ces":
+        bucket[_CES_RESPONSES] += 1
+        bucket[_CES_SUM] += feedback.score
+
+
+def _add_up(buckets: list[list[float]]) -> _Counts:
+    """The column sums. The score sums add up left to right, not with ``sum``, which compensates
+    float rounding from Python 3.12 on: the figures must not depend on the interpreter."""
+    volume, score_sums, *others = zip(*buckets)
+    return _Counts(sum(volume), reduce(add, score_sums, 0), *map(sum, others))
+
+
+class _Series:
+    """The buckets of one (channel, dimension), and the window sums last added up from them."""
+
+    __slots__ = ("buckets", "indexes", "sums")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[float]] = {}  # by bucket index, in the order opened: the order they add up in
+        self.indexes: list[int] = []  # the same indexes sorted: a window's buckets are a slice of it
+        # (first, stop) slice of ``indexes`` -> its sums; cleared whenever a bucket changes
+        self.sums: dict[tuple[int, int], _Sums] = {}
+
+    def window(self, oldest: int, newest: int) -> _Sums:
+        """The sums of the buckets after ``oldest`` up to ``newest`` (included)."""
+        first = bisect_right(self.indexes, oldest)
+        stop = bisect_right(self.indexes, newest)
+        if first == stop:
+            return _NO_SUMS
+        found = self.sums.get((first, stop))
+        if found is None:
+            found = self.sums[first, stop] = _Sums(_add_up(self._opened(first, stop, oldest, newest)))
+        return found
+
+    def _opened(self, first: int, stop: int, oldest: int, newest: int) -> list[list[float]]:
+        """The buckets ``indexes[first:stop]`` (after ``oldest`` up to ``newest``), in the order
+        they were opened: the order they add up in."""
+        if list(self.buckets) == self.indexes:  # none opened late: that order is the index order
+            return list(self.buckets.values())[first:stop]
+        return [bucket for index, bucket in self.buckets.items() if oldest < index <= newest]
+
+    def holds(self, oldest: int, newest: int) -> bool:
+        """Whether any bucket lies after ``oldest`` up to ``newest`` (included)."""
+        return bisect_right(self.indexes, oldest) < bisect_right(self.indexes, newest)
+
+    def bucket(self, index: int) -> tuple[list[float], bool]:
+        """The bucket at ``index`` for a touchpoint to count in (the sums are stale from now on),
+        and whether it was opened just now."""
+        self.sums.clear()
+        bucket = self.buckets.get(index)
+        if bucket is not None:
+            return bucket, False
+        bucket = self.buckets[index] = list(_NOTHING)
+        insort(self.indexes, index)
+        return bucket, True
+
+    def drop_oldest(self) -> None:
+        del self.buckets[self.indexes.pop(0)]
+        self.sums.clear()
 
 
 class ChannelWindows:
@@ -124,7 +213,9 @@ class ChannelWindows:
         self.max_tracked_values = max_tracked_values
         self._bucket_ms = bucket_seconds * 1000
         self._buckets_per_window = window_seconds // bucket_seconds
-        self._buckets: dict[tuple[str, str], dict[int, _Counts]] = {}
+        self._series: dict[str, dict[str, _Series]] = {}  # channel -> dimension -> its buckets
+        # (bucket index, channel, dimension) of every bucket held: dropped oldest first
+        self._expiry: list[tuple[int, str, str]] = []
         self._tracked: dict[str, int] = {}  # channel -> dimension values holding buckets
         self._watermark_ms: int | None = None
 
@@ -144,11 +235,13 @@ class ChannelWindows:
             self._watermark_ms = at_ms
             if previous_watermark is not None and index > previous_watermark // self._bucket_ms:
                 self._evict(self._cutoff(at_ms))  # first, so the values that left free their slots
-        keys = [(channel, CHANNEL_TOTAL)]
-        if dimension and self._admits(channel, dimension):
-            keys.append((channel, dimension))
-        for key in keys:
-            self._buckets.setdefault(key, {}).setdefault(index, _Counts()).add(score, feedback, friction, error)
+        dimensions = [CHANNEL_TOTAL, dimension] if dimension and self._admits(channel, dimension) else [CHANNEL_TOTAL]
+        series = self._series.setdefault(channel, {})
+        for name in dimensions:
+            bucket, opened = series.setdefault(name, _Series()).bucket(index)
+            if opened:
+                heappush(self._expiry, (index, channel, name))
+            _count(bucket, score, feedback, friction, error)
         return True
 
     def snapshot(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None = None) -> WindowStats:
@@ -158,7 +251,7 @@ class ChannelWindows:
         rounded down to whole buckets. Windows further back than the watermark allows are
         incomplete (their buckets were dropped).
         """
-        return self._counts(channel, dimension, now_ms, window_seconds).stats()
+        return self._window(channel, dimension, *self._bucket_range(now_ms, window_seconds)).stats
 
     def top_values(self, channel: str, now_ms: int, window_seconds: int | None, n: int) -> list[tuple[str, WindowStats]]:
         """The ``n`` tracked dimension values with the most touchpoints in the window (ties by
@@ -166,22 +259,37 @@ class ChannelWindows:
         touchpoints without a value) when anything is left. A channel whose window holds no
         dimension value at all has no breakdown: an empty list, not an "(other)" copy of it."""
         oldest, newest = self._bucket_range(now_ms, window_seconds)
-        volumes = [  # ranking needs volumes only: cheaper than the full counts of every value
-            (dimension, sum(b.volume for i, b in buckets.items() if oldest < i <= newest))
-            for (subject_channel, dimension), buckets in self._buckets.items()
-            if subject_channel == channel and dimension != CHANNEL_TOTAL
+        values = [
+            (dimension, series.window(oldest, newest))
+            for dimension, series in self._series.get(channel, {}).items()
+            if dimension != CHANNEL_TOTAL
         ]
-        ranked = sorted((item for item in volumes if item[1]), key=lambda item: (-item[1], item[0]))
-        top = [(dimension, self._counts(channel, dimension, now_ms, window_seconds)) for dimension, _ in ranked[:n]]
-        rest = self._counts(channel, CHANNEL_TOTAL, now_ms, window_seconds)
-        for _, counts in top:
-            rest.subtract(counts)
-        figures = [(dimension, counts.stats()) for dimension, counts in top]
-        return figures + [(OTHER, rest.stats())] if top and rest.volume else figures
+        top = sorted((value for value in values if value[1].counts.volume),
+                     key=lambda value: (-value[1].counts.volume, value[0]))[:n]
+        if not top:
+            return []
+        total = self._window(channel, CHANNEL_TOTAL, oldest, newest).counts
+        rest = reduce(_Counts.minus, (sums.counts for _, sums in top), total)
+        figures = [(dimension, sums.stats) for dimension, sums in top]
+        return figures + [(OTHER, rest.stats())] if rest.volume else figures
 
     def subjects(self) -> list[tuple[str, str]]:
         """Every (channel, dimension) with touchpoints in the kept buckets, sorted."""
-        return sorted(self._buckets)
+        return sorted((channel, dimension) for channel, series in self._series.items() for dimension in series)
+
+    def active(self, now_ms: int, window_seconds: int | None = None) -> list[tuple[str, str]]:
+        """The (channel, dimension) subjects with touchpoints in the window ending at ``now_ms``."""
+        oldest, newest = self._bucket_range(now_ms, window_seconds)
+        return [(channel, dimension) for channel, series in self._series.items()
+                for dimension, buckets in series.items() if buckets.holds(oldest, newest)]
+
+    def channels(self) -> list[str]:
+        """Every channel with touchpoints in the kept buckets, sorted."""
+        return sorted(self._series)
+
+    def _window(self, channel: str, dimension: str, oldest: int, newest: int) -> _Sums:
+        series = self._series.get(channel, {}).get(dimension)
+        return _NO_SUMS if series is None else series.window(oldest, newest)
 
     def _bucket_range(self, now_ms: int, window_seconds: int | None) -> tuple[int, int]:
         """The bucket indexes (oldest excluded, newest included) of the window ending at now_ms."""
@@ -191,17 +299,9 @@ class ChannelWindows:
         newest = now_ms // self._bucket_ms
         return newest - buckets, newest
 
-    def _counts(self, channel: str, dimension: str, now_ms: int, window_seconds: int | None) -> _Counts:
-        oldest, newest = self._bucket_range(now_ms, window_seconds)
-        counts = _Counts()
-        for index, bucket in self._buckets.get((channel, dimension), {}).items():
-            if oldest < index <= newest:
-                counts.merge(bucket)
-        return counts
-
     def _admits(self, channel: str, dimension: str) -> bool:
         """Whether this value gets buckets of its own: already tracked, or a free slot."""
-        if (channel, dimension) in self._buckets:
+        if dimension in self._series.get(channel, {}):
             return True
         if self.max_tracked_values is not None and self._tracked.get(channel, 0) >= self.max_tracked_values:
             return False
@@ -213,12 +313,20 @@ class ChannelWindows:
         return watermark_ms // self._bucket_ms - self._buckets_per_window
 
     def _evict(self, cutoff: int) -> None:
-        """Drop the buckets at or before ``cutoff``, and subjects left without any."""
-        for key in list(self._buckets):
-            buckets = self._buckets[key]
-            for index in [i for i in buckets if i <= cutoff]:
-                del buckets[index]
-            if not buckets:
-                del self._buckets[key]
-                if key[1] != CHANNEL_TOTAL:
-                    self._tracked[key[0]] -= 1
+        """Drop the buckets at or before ``cutoff``, and subjects left without any.
+
+        A bucket index at or before a cutoff is never opened again (``add`` refuses it), so each
+        series' oldest bucket is the next of its own to leave the heap.
+        """
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= cutoff:
+            _, channel, dimension = heappop(expiry)
+            series = self._series[channel]
+            series[dimension].drop_oldest()
+            if series[dimension].buckets:
+                continue
+            del series[dimension]
+            if dimension != CHANNEL_TOTAL:
+                self._tracked[channel] -= 1
+            if not series:
+                del self._series[channel]

@@ -84,7 +84,7 @@ def test_old_buckets_and_silent_subjects_are_dropped() -> None:
     kept = w.subjects()
     assert len(kept) <= 1 + 31  # the total and the values still inside the window
     assert ("web", "page0") not in kept
-    total_buckets = sum(len(buckets) for buckets in w._buckets.values())
+    total_buckets = sum(len(s.buckets) for series in w._series.values() for s in series.values())
     assert total_buckets <= 2 * 31
 
 
