@@ -126,8 +126,12 @@ def build_app(runtime: Runtime) -> Stages:
     @app.timer(interval=SUPPRESSION_REFRESH_SECONDS, name="suppressions")
     async def refresh_suppressions() -> None:
         """Erasures (`touchpoint forget`) reach running workers: drop at ingest, evict state."""
-        loaded = await asyncio.get_running_loop().run_in_executor(
-            None, load_suppression_list, settings.clickhouse)
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                None, load_suppression_list, settings.clickhouse)
+        except Exception as exc:  # noqa: BLE001 - ClickHouse down: the list in force stays, retried next tick
+            log.warning("could not refresh the suppression list (%s); keeping the one loaded", exc)
+            return
         evicted = hot_path.evict_suppressed(loaded)
         if evicted:
             log.info("evicted the state of %d erased key(s)", evicted)
