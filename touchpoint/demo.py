@@ -7,6 +7,7 @@ ClickHouse and every malformed one is dead-lettered, and prints a summary.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -127,9 +128,12 @@ def summary(settings: Settings, worker: WorkerProcess) -> str:
 
 
 def run_demo(settings: Settings, customers: int, seed: int, hold: bool | None) -> int:
+    workdir = Path(settings.data_dir).resolve() / "demo"
+    if not (settings.kafka_bootstrap_servers and settings.clickhouse_url):
+        # Embedded servers start empty each run: rows of an earlier demo would inflate the summary.
+        shutil.rmtree(workdir, ignore_errors=True)
     stack: LocalStack = start_local_stack(settings.kafka_bootstrap_servers or None,
-                                          settings.clickhouse_url or None,
-                                          workdir=Path(settings.data_dir).resolve() / "demo")
+                                          settings.clickhouse_url or None, workdir=workdir)
     worker = None
     try:
         settings = settings.with_overrides(kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
