@@ -43,7 +43,6 @@ class Stages:
 
     app: faust.App
     runtime: Runtime
-    hot_path: HotPath
 
 
 def build_app(runtime: Runtime) -> Stages:
@@ -70,10 +69,7 @@ def build_app(runtime: Runtime) -> Stages:
         key_serializer="raw",
         value_serializer="raw",
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
     channel_topics = {topics.channel(channel): channel for channel in CHANNELS}
-    for name in (*channel_topics, topics.identity, topics.identifiers, topics.customers, topics.dlq):
-        app.topics.add(app.topic(name, partitions=settings.partitions, **raw))
     # Tables hold bytes we encode ourselves; the hot path writes them outside any Faust stream,
     # so their changelog partition comes from the key (the same partitioner as the topics').
     # bytes key and value types make the changelog serializers raw too (else Faust uses JSON,
@@ -99,7 +95,7 @@ def build_app(runtime: Runtime) -> Stages:
         at_risk_threshold=runtime.model.customer.at_risk_threshold,
         pusher=pusher,
     )
-    app.attach_batch_handler(hot_path, flush_grace_seconds=settings.shutdown_grace_seconds)
+    app.attach_batch_handler(hot_path, settings.partitions, flush_grace_seconds=settings.shutdown_grace_seconds)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
@@ -174,4 +170,4 @@ def build_app(runtime: Runtime) -> Stages:
         for topic, value in lag.items():
             metrics.consumer_lag.labels(topic).set(value)
 
-    return Stages(app, runtime, hot_path)
+    return Stages(app, runtime)

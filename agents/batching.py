@@ -196,8 +196,11 @@ class BatchingApp(faust.App):
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
 
-    def attach_batch_handler(self, handler: BatchHandler, flush_grace_seconds: float) -> None:
-        """Claim the handler's topics: subscribe them and route their records to it."""
+    def attach_batch_handler(self, handler: BatchHandler, partitions: int, flush_grace_seconds: float) -> None:
+        """Claim the handler's topics: subscribe them (raw bytes, the app's serializers) and route
+        their records to it."""
+        for name in handler.topics:
+            self.topics.add(self.topic(name, partitions=partitions))
         consumer = self.consumer
         assert isinstance(consumer, BatchingConsumer), "the app must use BatchingTransport"
         consumer.batch_handler = handler
