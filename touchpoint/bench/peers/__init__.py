@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 CONFIG_ENV = "TOUCHPOINT_BENCH_PEER"
 PROGRESS_PREFIX = "progress"
@@ -72,3 +74,24 @@ def parse_progress(line: str) -> tuple[float, int] | None:
         return float(parts[1]), int(parts[2])
     except ValueError:
         return None
+
+
+def faust_peer_app(config: PeerConfig, name: str, value_serializer: str = "raw") -> Any:
+    """The Faust app both Faust peers run on: the same group, broker and timeouts, so they differ
+    only in what their agents do."""
+    import faust
+
+    return faust.App(
+        config.group_id,
+        broker=[f"kafka://{server}" for server in config.bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=config.state_dir or tempfile.mkdtemp(prefix=f"bench-{name}-"),
+        topic_partitions=config.partitions,
+        topic_disable_leader=True,
+        web_enabled=False,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer=value_serializer,
+    )

@@ -6,29 +6,14 @@ faster than this; the ratio against it says how much the pipeline costs on top.
 
 from __future__ import annotations
 
-import tempfile
-
 import faust
 from faust.types import StreamT
 
-from touchpoint.bench.peers import PeerConfig, Progress
+from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app
 
 
 def build_app(config: PeerConfig) -> faust.App:
-    app = faust.App(
-        config.group_id,
-        broker=[f"kafka://{server}" for server in config.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=config.state_dir or tempfile.mkdtemp(prefix="bench-floor-"),
-        topic_partitions=config.partitions,
-        topic_disable_leader=True,
-        web_enabled=False,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app = faust_peer_app(config, "floor")
     source = app.topic(*config.topics)
     progress = Progress(config.total)
 

@@ -8,14 +8,13 @@ raw message and the decoder needs the source topic's channel, which the repartit
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 import faust
 import orjson
 from faust.types import StreamT
 
-from touchpoint.bench.peers import PeerConfig, Progress
+from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app
 from touchpoint.bench.peers.job import (
     connect_and_create,
     decode_record,
@@ -29,20 +28,7 @@ FLUSH_SECONDS = 0.5
 
 
 def build_app(config: PeerConfig) -> faust.App:
-    app = faust.App(
-        config.group_id,
-        broker=[f"kafka://{server}" for server in config.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=config.state_dir or tempfile.mkdtemp(prefix="bench-naive-"),
-        topic_partitions=config.partitions,
-        topic_disable_leader=True,
-        web_enabled=False,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        key_serializer="raw",
-        value_serializer="json",
-    )
+    app = faust_peer_app(config, "naive", value_serializer="json")
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(*config.topics, **raw)
     by_customer = app.topic(f"{config.group_id}-by-customer", partitions=config.partitions, internal=True, **raw)
