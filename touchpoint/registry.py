@@ -12,6 +12,7 @@ to the registry for a schema registered after the worker started, once per id.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -20,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from fastavro import parse_schema
 
 with warnings.catch_warnings():
@@ -57,6 +57,22 @@ from pipeline.wireformat import (
     with_schema_id,
 )
 from touchpoint.settings import Settings, SettingsError, Topics
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What the client raises when the registry cannot be reached: its HTTP library's errors and
+    the OS's. confluent-kafka 2.16 speaks ``httpx2`` when that is installed and ``httpx`` otherwise,
+    so the errors of whichever of the two are present."""
+    errors: list[type[BaseException]] = [OSError]
+    for library in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(library).HTTPError)
+        except ImportError:
+            continue
+    return tuple(errors)
+
+
+TRANSPORT_ERRORS = _transport_errors()
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +177,7 @@ def register_with_settings(settings: Settings, compatibility: str | None) -> lis
         return register_bundled(connect(url), settings.topics, compatibility)
     except SchemaRegistryError as exc:
         raise RegistryRefused(f"the schema registry at {masked(url)} refused: {exc}") from exc
-    except (httpx.HTTPError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise RegistryRefused(f"cannot reach the schema registry at {masked(url)}: {exc}") from exc
 
 
@@ -209,12 +225,12 @@ class RegistrySchemas:
                 if exc.http_status_code == HTTP_NOT_FOUND:
                     continue
                 raise _unavailable(f"listing versions of {name}", exc) from exc
-            except (httpx.HTTPError, OSError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 raise _unavailable(f"listing versions of {name}", exc) from exc
             for version in versions:
                 try:
                     registered: RegisteredSchema = self._client.get_version(name, version)
-                except (SchemaRegistryError, httpx.HTTPError, OSError) as exc:
+                except (SchemaRegistryError, *TRANSPORT_ERRORS) as exc:
                     raise _unavailable(f"fetching {name} version {version}", exc) from exc
                 if registered.schema_id is not None and registered.schema is not None:
                     self._remember(registered.schema_id, registered.schema)
@@ -235,7 +251,7 @@ class RegistrySchemas:
                 self._miss(schema_id, now)
                 return None
             raise _unavailable(f"fetching schema id {schema_id}", exc) from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise _unavailable(f"fetching schema id {schema_id}", exc) from exc
         parsed = self._remember(schema_id, schema)
         if parsed is None:
