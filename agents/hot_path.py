@@ -30,8 +30,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import orjson
 from aiokafka.partitioner import murmur2
@@ -77,11 +77,16 @@ class Handover:
 @dataclass
 class StageResult:
     """What a stage made of a batch: rows to store, then (from the acknowledgement) state to make
-    durable, then ``after`` (latency metrics)."""
+    durable, then ``after`` (latency metrics).
+
+    ``handed_over`` are delivery futures of back-stitching hand-overs: the acknowledgement awaits
+    them before it makes the state durable, because ``durable`` deletes the anonymous keys whose
+    state they carry."""
 
     rows: dict[str, list[Row]]
     durable: Callable[[], None] | None = None
     after: Callable[[], None] | None = None
+    handed_over: list[Awaitable[Any]] = field(default_factory=list)
 
 
 NOTHING = StageResult({})
@@ -95,6 +100,23 @@ def handover_of(message: Message) -> Handover | None:
     if op == ABSORB:
         return Handover(ABSORB, headers[FROM_HEADER].decode(), message.value)
     return None
+
+
+def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message],
+                    result: StageResult) -> Callable[[], Awaitable[None]]:
+    """The batch's acknowledgement, which the sink calls once the batch's rows are stored: the
+    hand-overs delivered, then the staged state durable, then the messages acknowledged (so the
+    committer may move past them). A failed hand-over raises before anything is made durable."""
+    durable, handed_over = result.durable, result.handed_over
+
+    async def acknowledge() -> None:
+        for delivery in handed_over:
+            await delivery
+        if durable is not None:
+            durable()
+        for message in messages:
+            ack(message)
+    return acknowledge
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -169,7 +191,7 @@ class HotPath:
                 delay = min(REGISTRY_RETRY_MAX_SECONDS, 0.5 * 2 ** attempt)
                 log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, tp.topic, delay)
                 await asyncio.sleep(delay)
-        self.sink.add(result.rows, ack=self._acker(messages, result.durable), after=result.after)
+        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result), after=result.after)
         if self.sink.full:
             await self.sink.flush()
 
@@ -270,6 +292,7 @@ class HotPath:
         states: dict[bytes, Any] = {}
         changed: set[bytes] = set()
         emitted = Emitted()
+        handed_over: list[Awaitable[Any]] = []
         processed: Counter[str] = Counter()
         late: Counter[str] = Counter()
         occurred: list[int] = []
@@ -277,7 +300,7 @@ class HotPath:
         for key, item in items:
             state = states[key] if key in states else state_from_json(table.get(key))
             if isinstance(item, Handover):
-                states[key] = await self._hand_over(key, state, item, emitted)
+                states[key] = await self._hand_over(key, state, item, emitted, handed_over)
                 changed.add(key)
                 continue
             event = item
@@ -315,22 +338,25 @@ class HotPath:
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
         self._stamp_versions(rows)
-        return StageResult(rows, table.stage(writes), self._written(occurred))
+        return StageResult(rows, table.stage(writes), self._written(occurred), handed_over)
 
-    async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
+    async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted,
+                         handed_over: list[Awaitable[Any]]) -> Any:
         """Back-stitching: an anonymous key's state moves to its customer (returns the new state).
 
-        The anonymous key's state is deleted only once the customer's partition has the hand-over
-        (its delivery is awaited: stitching is rare, and a crash in between must not lose it; a
-        replayed hand-over is absorbed once, the absorbed key is remembered in the state).
+        The anonymous key's state is deleted durably only once the customer's partition has the
+        hand-over: its delivery future goes into ``handed_over``, which the batch's acknowledgement
+        awaits before it writes the deletion (a crash in between must not lose the state). Awaiting
+        it here instead cost one produce round trip per stitch, most of a worker's time on a
+        login-heavy stream. A replayed hand-over is absorbed once: the absorbed key is remembered
+        in the customer's state.
         """
         if handover.op == MERGE:
             if state is None:
                 return None
-            delivered = await self.producer.send(
+            handed_over.append(await self.producer.send(
                 self.names.customers, handover.peer.encode(), state_to_json(state), None, None,
-                [(OP_HEADER, ABSORB), (FROM_HEADER, key)])
-            await delivered
+                [(OP_HEADER, ABSORB), (FROM_HEADER, key)]))
             return None
         absorbed = state_from_json(handover.state)
         new_state, result = self.step.absorb(state, key.decode(), absorbed, handover.peer)
@@ -479,16 +505,6 @@ class HotPath:
         if aligned is None:
             aligned = self._aligned[topic] = self._topic_partitions(topic) == self.partitions
         return aligned
-
-    def _acker(self, messages: Sequence[Message], durable: Callable[[], None] | None) -> Callable[[], Any]:
-        ack = self.consumer.ack
-
-        async def acknowledge() -> None:
-            if durable is not None:
-                durable()
-            for message in messages:
-                ack(message)
-        return acknowledge
 
     def _written(self, occurred: list[int]) -> Callable[[], None]:
         observe = self.metrics.clickhouse_latency.observe

@@ -1,0 +1,50 @@
+"""The order a batch's acknowledgement keeps: hand-overs delivered, state durable, offsets acked.
+
+A back-stitching hand-over carries an anonymous key's state to its customer while the staged
+state deletes that key; if the deletion reached the changelog before the hand-over reached the
+customers topic, a crash would lose the anonymous history."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agents.hot_path import StageResult, acknowledgement
+
+
+def test_state_is_made_durable_only_after_the_hand_overs_are_delivered() -> None:
+    async def scenario() -> None:
+        order: list[object] = []
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        result = StageResult({}, durable=lambda: order.append("durable"), handed_over=[delivery])
+        acknowledging = asyncio.ensure_future(acknowledgement(order.append, ["m1", "m2"], result)())
+        await asyncio.sleep(0.05)
+        assert order == []  # still waiting for the broker
+        delivery.set_result(None)
+        await asyncio.wait_for(acknowledging, 1)
+        assert order == ["durable", "m1", "m2"]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_hand_over_makes_nothing_durable_and_acknowledges_nothing() -> None:
+    async def scenario() -> None:
+        order: list[object] = []
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery.set_exception(ConnectionError("broker gone"))
+        result = StageResult({}, durable=lambda: order.append("durable"), handed_over=[delivery])
+        with pytest.raises(ConnectionError):
+            await acknowledgement(order.append, ["m1"], result)()
+        assert order == []
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_without_hand_overs_is_acknowledged_at_once() -> None:
+    async def scenario() -> None:
+        order: list[object] = []
+        await acknowledgement(order.append, ["m1"], StageResult({}, durable=lambda: order.append("durable")))()
+        assert order == ["durable", "m1"]
+
+    asyncio.run(scenario())
