@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,6 +28,20 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
+def _wait_ready(url: str, timeout: float) -> None:
+    """Prometheus listens before it has loaded its storage and answers its API with 503 until
+    then; both servers say 200 on ``/-/ready`` once they serve."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready within {timeout:.0f} s: {exc}") from exc
+            time.sleep(0.2)
+
+
 def _start(name: str, argv: list[str], workdir: Path, port: int) -> ChildServer:
     log_path = workdir / f"{name}.log"
     with open(log_path, "ab") as out:
@@ -33,6 +49,7 @@ def _start(name: str, argv: list[str], workdir: Path, port: int) -> ChildServer:
     server = ChildServer(name, process, port, log_path)
     try:
         wait_for_port(port, 30, process)
+        _wait_ready(f"http://127.0.0.1:{port}/-/ready", 30)
     except Exception:
         server.stop()
         raise
