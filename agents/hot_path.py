@@ -1,4 +1,4 @@
-"""Touchpoint's three stages, each applied to a batch of one topic-partition's records.
+"""Touchpoint's three stages, each applied to a run of records of its topics.
 
 :class:`HotPath` is the :class:`agents.batching.BatchHandler` of the worker. Per batch it decodes
 raw bytes once, calls the pure ``pipeline`` code per event, touches each customer's Faust table
@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import TP, Message
+from faust.types import Message
 
 from agents.staged_table import StagedTable
 from pipeline.alerting import AlertEvent
@@ -172,24 +172,26 @@ class HotPath:
         # last write: a replay compresses hours of event time into seconds, and the timer must
         # not close a journey that is still being fed.
         self.touched: dict[bytes, float] = {}
-        stages = {topic: self._ingest for topic in (*channel_topics, topics.identity)}
-        stages[topics.identifiers] = self._resolve
-        stages[topics.customers] = self._customers
-        stages[topics.dlq] = self._dead_letters
-        self._stages = stages
-        self.topics = frozenset(stages)
+        self._stages = {"ingest": self._ingest, "resolve": self._resolve,
+                        "customers": self._customers, "dead_letters": self._dead_letters}
+        run_keys = {topic: "ingest" for topic in (*channel_topics, topics.identity)}
+        run_keys[topics.identifiers] = "resolve"
+        run_keys[topics.customers] = "customers"
+        run_keys[topics.dlq] = "dead_letters"
+        self.run_keys = run_keys
+        self.topics = frozenset(run_keys)
 
-    async def handle(self, tp: TP, messages: Sequence[Message]) -> None:
+    async def handle(self, stage: str, messages: Sequence[Message]) -> None:
         attempt = 0
         while True:
             try:
-                result = await self._stages[tp.topic](tp, messages)
+                result = await self._stages[stage](messages)
                 break
             except SchemaLookupUnavailable as exc:
                 # Nobody's fault and no message's: hold the batch (backpressure), never dead-letter.
                 attempt += 1
                 delay = min(REGISTRY_RETRY_MAX_SECONDS, 0.5 * 2 ** attempt)
-                log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, tp.topic, delay)
+                log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, stage, delay)
                 await asyncio.sleep(delay)
         self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result), after=result.after)
         if self.sink.full:
@@ -200,24 +202,25 @@ class HotPath:
 
     # -- stages ---------------------------------------------------------------------------
 
-    async def _ingest(self, tp: TP, messages: Sequence[Message]) -> StageResult:
-        channel = self.channel_topics.get(tp.topic)
+    async def _ingest(self, messages: Sequence[Message]) -> StageResult:
+        channels = self.channel_topics
         now_ms = int(time.time() * 1000)
         decode = self.decoder.decode
         send = self.producer.send
         names = self.names
-        aligned = self._is_aligned(tp.topic)
+        partitions = self.partitions
         local: list[tuple[bytes, Event]] = []
-        invalid: Counter[str] = Counter()
+        invalid: Counter[tuple[str, str]] = Counter()
         suppression = self.suppression
-        suppressed = 0
+        suppressed: Counter[str] = Counter()
         for message in messages:
+            channel = channels.get(message.topic)
             result = decode(message.value, channel, now_ms)
             if not isinstance(result, DeadLetter) and suppression.suppresses(result):
-                suppressed += 1  # an erased customer: nothing of it may come back
+                suppressed[channel or "identity"] += 1  # an erased customer: nothing of it may come back
                 continue
             if isinstance(result, DeadLetter):
-                invalid[result.reason.value] += 1
+                invalid[channel or "identity", result.reason.value] += 1
                 headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
                 await send(names.dlq, message.key, message.value or b"", None, message.timestamp, headers)
             elif isinstance(result, IdentityLink):
@@ -225,7 +228,8 @@ class HotPath:
                                        result.identifiers, message.timestamp)
             elif result.customer_id:
                 key = result.customer_id.encode()
-                if aligned and message.key == key and key_partition(key, self.partitions) == tp.partition:
+                if (message.key == key and key_partition(key, partitions) == message.partition
+                        and self._is_aligned(message.topic)):
                     local.append((key, result))
                 else:
                     await send(names.customers, key, to_wire(result), None, message.timestamp, None)
@@ -235,15 +239,15 @@ class HotPath:
                 id_type, value = primary_identifier(result.identifiers)  # decode guarantees one
                 await send(names.identifiers, identifier_key(id_type, value).encode(),
                            b'{"kind":"event","event":' + to_wire(result) + b"}", None, message.timestamp, None)
-        for reason, count in invalid.items():
-            self.metrics.events_invalid.labels(channel or "identity", reason).inc(count)
-        if suppressed:
-            self.metrics.events_suppressed.labels(channel or "identity").inc(suppressed)
+        for (channel, reason), count in invalid.items():
+            self.metrics.events_invalid.labels(channel, reason).inc(count)
+        for channel, count in suppressed.items():
+            self.metrics.events_suppressed.labels(channel).inc(count)
         if not local:
             return NOTHING
         return await self._apply_customer_events(local)
 
-    async def _resolve(self, tp: TP, messages: Sequence[Message]) -> StageResult:
+    async def _resolve(self, messages: Sequence[Message]) -> StageResult:
         send = self.producer.send
         table = self.identities
         states: dict[bytes, IdentityState] = {}
@@ -274,12 +278,12 @@ class HotPath:
             self.metrics.identity_links.labels(decision_name, reason).inc(count)
         return StageResult({"identity_links": links}, table.stage(writes) if writes else None)
 
-    async def _customers(self, tp: TP, messages: Sequence[Message]) -> StageResult:
+    async def _customers(self, messages: Sequence[Message]) -> StageResult:
         return await self._apply_customer_events(
             [(m.key, handover_of(m) or from_wire(m.value)) if m.headers else (m.key, from_wire(m.value))
              for m in messages])
 
-    async def _dead_letters(self, tp: TP, messages: Sequence[Message]) -> StageResult:
+    async def _dead_letters(self, messages: Sequence[Message]) -> StageResult:
         rows = [dead_letter_row(m.headers, m.key, m.value) for m in messages]
         return StageResult({"dead_letters": rows})
 

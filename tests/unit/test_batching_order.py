@@ -45,3 +45,18 @@ def test_every_record_once_and_each_partition_in_offset_order(timestamps: list[l
     for b in batches:
         offsets = [r.offset for r in seen if r.tp == b[0].tp]
         assert offsets == sorted(offsets)
+
+
+def test_runs_follow_the_given_key_across_topic_partitions() -> None:
+    """The consumer cuts runs per stage: interleaved partitions of one stage stay one run."""
+    stage = {"web-0": "ingest", "web-1": "ingest", "customers-0": "customers"}
+    web0 = batch("web-0", [1.0, 3.0, 7.0])
+    web1 = batch("web-1", [2.0, 4.0])
+    customers = batch("customers-0", [5.0, 6.0])
+    runs = [(key, [(r.tp, r.offset) for r in run])
+            for key, run in in_timestamp_order([web0, web1, customers], lambda r: stage[r.tp])]
+    assert runs == [
+        ("ingest", [("web-0", 0), ("web-1", 0), ("web-0", 1), ("web-1", 1)]),
+        ("customers", [("customers-0", 0), ("customers-0", 1)]),
+        ("ingest", [("web-0", 2)]),
+    ]
