@@ -69,6 +69,7 @@ def build_app(runtime: Runtime) -> Stages:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     channel_topics = {topics.channel(channel): channel for channel in CHANNELS}
     # Tables hold bytes we encode ourselves; the hot path writes them outside any Faust stream,
     # so their changelog partition comes from the key (the same partitioner as the topics').

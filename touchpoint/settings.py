@@ -108,6 +108,10 @@ class Settings:
     identifier_hmac_key: str = field(default="", repr=False)
     default_country_code: str = ""
     session_timeout_seconds: float = 10.0
+    # How long a fetch may wait at the broker for records (Faust hard-codes 1500 ms). A broker that
+    # holds an empty fetch for the whole wait even when records arrive (Tansu does) adds that much
+    # to every hop through an internal topic; Apache Kafka answers as soon as records arrive.
+    fetch_max_wait_ms: int = 100
     log_level: str = "info"
     # Alertmanager base URL (http://host:9093) the rule engine's alerts are pushed to via its v2
     # API (sinks/alertmanager.py); empty: no push (alerts still go to Kafka, ClickHouse, metrics).
@@ -213,4 +217,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS: must be at least 1")
+    if settings.fetch_max_wait_ms < 1:
+        raise SettingsError(f"{ENV_PREFIX}FETCH_MAX_WAIT_MS: must be at least 1")
     return settings

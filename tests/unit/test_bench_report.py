@@ -67,10 +67,12 @@ def test_options_parse_workers_and_contenders() -> None:
     assert options.workers == (1, 2)
     assert options.contenders == ("floor", "touchpoint")
     assert options.events == 500
+    assert options.latency_rate is None  # half the measured one-worker rate
+    assert options_from(_args("--latency-rate", "1800"), Settings()).latency_rate == 1800.0
 
 
 @pytest.mark.parametrize("argv", [("--contenders", "floor,kafka-streams"), ("--workers", "0"),
-                                  ("--workers", "one"), ("--events", "10")])
+                                  ("--workers", "one"), ("--events", "10"), ("--latency-rate", "0")])
 def test_options_refuse_bad_values_with_a_named_option(argv: tuple[str, ...]) -> None:
     with pytest.raises(SettingsError, match=argv[0]):
         options_from(_args(*argv), Settings())

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds each contender may take (default 900)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="how long to offer half load for the latency figure; 0 skips it (default 20)")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="offer this many events/s instead of half the measured one-worker rate "
+                             "(compares latency across builds at one load; needs no throughput run)")
     parser.add_argument("--profile", action="store_true",
                         help="attach py-spy to the one-worker Touchpoint run (slows it a little; see docs/performance.md)")
     parser.add_argument("--output", default="bench.json", help="where to write the JSON report (default bench.json)")
@@ -48,12 +51,14 @@ def options_from(args: argparse.Namespace, settings: Settings) -> BenchOptions:
         raise SettingsError("--events: at least 100, or there is nothing to time")
     if args.partitions < 1:
         raise SettingsError("--partitions: at least 1")
+    if args.latency_rate is not None and args.latency_rate <= 0:
+        raise SettingsError("--latency-rate: events/s must be positive")
     if args.profile and py_spy_binary() is None:
         raise SettingsError("--profile needs py-spy: .venv/bin/pip install py-spy")
     workdir = Path(args.workdir) if args.workdir else Path(settings.data_dir) / "bench"
     return BenchOptions(events=args.events, partitions=args.partitions, workers=workers, contenders=contenders,
                         seed=args.seed, timeout=args.timeout, latency_seconds=args.latency_seconds,
-                        profile=args.profile, workdir=workdir.resolve())
+                        latency_rate=args.latency_rate, profile=args.profile, workdir=workdir.resolve())
 
 
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -52,6 +52,7 @@ class BenchOptions:
     seed: int = 7
     timeout: float = 900.0
     latency_seconds: float = 20.0
+    latency_rate: float | None = None  # None: half of the one-worker throughput
     profile: bool = False
     servers: dict[str, int] = field(default_factory=dict)
     workdir: Path = Path(".touchpoint/bench")
@@ -158,14 +159,17 @@ def _measured(contender: Contender, total: int, options: BenchOptions, say: Say,
 
 def _run_latency(dataset: Dataset, base: Settings, options: BenchOptions, results: list[ContenderResult],
                  say: Say, progress: Progress) -> dict[str, Any] | None:
-    """At half of one worker's measured maximum, on a fresh prefix and database."""
+    """At half of one worker's measured maximum (or ``latency_rate``), on a fresh prefix and database."""
     touchpoint = next((r for r in results if r.name == "touchpoint"), None)
     if options.latency_seconds <= 0:
         return None
-    if touchpoint is None or touchpoint.events_per_s is None:
+    if options.latency_rate is not None:
+        rate = options.latency_rate
+    elif touchpoint is None or touchpoint.events_per_s is None:
         say("latency: skipped, no one-worker touchpoint throughput to take half of (run --workers with 1)")
         return None
-    rate = touchpoint.events_per_s / 2
+    else:
+        rate = touchpoint.events_per_s / 2
     settings = _isolated(base, options, "latency")
     migrate(settings.clickhouse)
     ensure_topics(settings)
@@ -202,6 +206,7 @@ def _setup(options: BenchOptions, dataset: Dataset, base: Settings) -> dict[str,
         "seed": options.seed,
         "dataset": dataset.describe(),
         "latency_seconds": options.latency_seconds,
+        "latency_rate": options.latency_rate,
         "broker": base.kafka_bootstrap_servers,
         "clickhouse": ClickHouseTarget.from_url(base.clickhouse_url).masked_url(),
         "machine": machine(),
