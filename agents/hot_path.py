@@ -172,6 +172,9 @@ class HotPath:
         # last write: a replay compresses hours of event time into seconds, and the timer must
         # not close a journey that is still being fed.
         self.touched: dict[bytes, float] = {}
+        # Touched customers the timer looked at and found nothing due, with the watermark up to
+        # which that holds (CustomerStep.quiet_until_ms); a write makes them due for a look again.
+        self._quiet_until: dict[bytes, int] = {}
         self._stages = {"ingest": self._ingest, "resolve": self._resolve,
                         "customers": self._customers, "dead_letters": self._dead_letters}
         run_keys = {topic: "ingest" for topic in (*channel_topics, topics.identity)}
@@ -331,10 +334,12 @@ class HotPath:
             if state is None:
                 writes[key] = None
                 self.touched.pop(key, None)
+                self._quiet_until.pop(key, None)
                 self._at_risk.discard(key)
                 continue
             writes[key] = state_to_json(state)
             self.touched[key] = now
+            self._quiet_until.pop(key, None)
             self._note_risk(key, state)
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts, self.pusher)
         self._record(processed, late, occurred, emitted)
@@ -381,6 +386,7 @@ class HotPath:
             self.customers.stage(erased)()
             for key in erased:
                 self.touched.pop(key, None)
+                self._quiet_until.pop(key, None)
                 self._at_risk.discard(key)
         identifiers = {key: None for key, _ in self.identities.items()
                        if suppression.suppresses_identifier_key(key.decode())}
@@ -396,24 +402,30 @@ class HotPath:
         Only customers written since their journeys were last looked at are visited (``touched``),
         only on partitions this worker owns (the memory store keeps keys of revoked partitions
         until it recovers them again), and only once they have been quiet for ``settle_seconds``
-        of wall-clock time: a replay compresses hours of event time into seconds.
+        of wall-clock time: a replay compresses hours of event time into seconds. A customer
+        found with nothing due is skipped until the watermark reaches its next closing time.
         """
         owned = self._owned_partitions()
         settled = time.monotonic() - settle_seconds
+        watermark = self.watermark_ms
+        quiet_until = self._quiet_until
         closing: list[tuple[bytes, bytes | None, Any]] = []
         emitted = Emitted()
         for key, touched_at in list(self.touched.items()):
-            if touched_at > settled:
+            if touched_at > settled or watermark <= quiet_until.get(key, -1):
                 continue
             raw = self.customers.get(key)
             state = state_from_json(raw)
             if state is None or key_partition(key, self.partitions) not in owned:
-                del self.touched[key]
+                self._forget_touched(key)
                 continue
-            result = self.step.close_if_idle(state, key.decode(), self.watermark_ms)
+            result = self.step.close_if_idle(state, key.decode(), watermark)
             if result is None:
-                if not state.journeys:
-                    del self.touched[key]  # nothing open: no need to look again until written
+                due = self.step.quiet_until_ms(state)
+                if due is None:
+                    self._forget_touched(key)  # nothing open: no need to look again until written
+                else:
+                    quiet_until[key] = due
                 continue
             new_state, closed = result
             emitted.extend(closed)
@@ -433,11 +445,16 @@ class HotPath:
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
 
+    def _forget_touched(self, key: bytes) -> None:
+        del self.touched[key]
+        self._quiet_until.pop(key, None)
+
     def on_partitions_revoked(self) -> None:
         """Forget what describes partitions another worker may own now."""
         self._links_sent.clear()
         self._aligned.clear()
         self.touched.clear()
+        self._quiet_until.clear()
         self._at_risk.clear()
         self.customers.abandon()
         self.identities.abandon()

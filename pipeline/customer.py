@@ -244,6 +244,21 @@ class CustomerStep:
             return None
         return state._replace(seq=seq, watermark_ms=watermark, journeys=journeys), emitted
 
+    def quiet_until_ms(self, state: CustomerState) -> int | None:
+        """The watermark up to which :meth:`close_if_idle` finds nothing to close or evict here.
+
+        An open journey closes once the watermark passes its closing time, a closed one leaves the
+        state once the watermark passes that time plus the allowed lateness; until the earliest of
+        these, the timer need not decode this customer again (with a 30-minute gap and many
+        customers mid-journey, looking at every one every few seconds would stall the worker).
+        None without journeys. The state's own watermark is never past it (the journey would
+        have been closed when the state was written).
+        """
+        lateness_ms = self.rules.allowed_lateness_seconds * 1000
+        max_scores = self.rules.max_scored_touchpoints
+        return min((closes_at_ms(journey.summary(max_scores), self.rules) + (lateness_ms if journey.closed else 0)
+                    for journey in state.journeys), default=None)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _horizon(self, watermark_ms: int) -> int:

@@ -201,3 +201,24 @@ def test_state_round_trips_through_the_codec(spec, jitter, stop) -> None:
         run.apply("cust-1", event)
         state = run.states["cust-1"]
         assert state_from_json(state_to_json(state)) == state
+
+
+@given(st.lists(touch, min_size=1, max_size=30), jitters, steps)
+def test_the_idle_timer_may_skip_a_customer_until_its_quiet_until_watermark(spec, jitter, step) -> None:
+    """Up to ``quiet_until_ms`` closing finds nothing to close or evict; one millisecond later it does."""
+    run = Run(step)
+    for event in within_lateness(make_events(spec), jitter, step):
+        run.apply("cust-1", event)
+    state = run.states["cust-1"]
+    due = step.quiet_until_ms(state)
+    assume(due is not None)
+    assert due >= state.watermark_ms
+    quiet = step.close_if_idle(state, "cust-1", due)
+    if quiet is not None:  # only folding (a compaction) may happen: nothing closes or leaves
+        quiet_state, out = quiet
+        assert out.closed_outcomes == []
+        assert [j.journey_id for j in quiet_state.journeys] == [j.journey_id for j in state.journeys]
+    after = step.close_if_idle(state, "cust-1", due + 1)
+    assert after is not None
+    later_state, out = after
+    assert out.closed_outcomes or len(later_state.journeys) < len(state.journeys)

@@ -261,3 +261,12 @@ def test_a_heavy_customer_state_stays_under_the_documented_worst_case() -> None:
     assert journey.summary(CONFIG.journeys.max_scored_touchpoints).count == 5000
     assert len(journey.segments) <= STEP.unfolded_limit + 1
     assert largest < WORST_BOUND
+
+
+def test_quiet_until_is_the_next_closing_then_the_end_of_the_lateness() -> None:
+    state, _, _ = run([ev("a", 0), ev("b", 5)])
+    assert STEP.quiet_until_ms(state) == T0 + 20 * MIN  # the web gap after the last touchpoint
+    closed_state, _ = STEP.close_if_idle(state, KEY, T0 + 21 * MIN)
+    assert STEP.quiet_until_ms(closed_state) == T0 + 30 * MIN  # then kept for the lateness
+    evicted, _ = STEP.close_if_idle(closed_state, KEY, T0 + 31 * MIN)
+    assert STEP.quiet_until_ms(evicted) is None
