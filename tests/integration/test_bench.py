@@ -31,7 +31,9 @@ def test_bench_reports_every_figure(stack: LocalStack, tmp_path: Path) -> None:
     env = dict(os.environ, TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap_servers,
                TOUCHPOINT_CLICKHOUSE_URL=stack.clickhouse_url)
     done = subprocess.run(
-        [sys.executable, "-m", "touchpoint.cli", "bench", "--events", "3000", "--workers", "1,2",
+        # enough events that every contender spans a few of the bench's one-second samples (3,000
+        # went by between two samples once the worker passed 3,000 events/s)
+        [sys.executable, "-m", "touchpoint.cli", "bench", "--events", "15000", "--workers", "1,2",
          "--latency-seconds", "4", "--timeout", "240", "--output", str(output), "--workdir", str(tmp_path / "run")],
         env=env, capture_output=True, text=True, timeout=1500,
     )
@@ -63,5 +65,5 @@ def test_bench_reports_every_figure(stack: LocalStack, tmp_path: Path) -> None:
     assert 0 < latency["p50_s"] <= latency["p95_s"] <= latency["p99_s"] <= latency["max_s"]
     state = report["state_per_customer"]
     assert state["customers"] > 0 and 0 < state["mean_bytes"] <= state["max_bytes"]
-    assert report["setup"]["dataset"]["messages"] == 3000
+    assert report["setup"]["dataset"]["messages"] == 15000
     assert report["setup"]["machine"]["nproc"] >= 1
