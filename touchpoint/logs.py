@@ -99,4 +99,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # kafka-python (the admin client, generators, the demo's producer) logs every connection it
+    # opens and closes at info: dozens of lines around each command. Its warnings still show, and
+    # TOUCHPOINT_LOG_LEVEL=debug shows everything.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     return handler

@@ -81,3 +81,14 @@ def test_unknown_format_is_refused() -> None:
 def test_secret_values_include_the_url_password_and_skip_tiny_ones() -> None:
     assert {"ch-pass-42", "hmac-key-secret", "sasl-pass-7"} <= set(secret_values(SETTINGS))
     assert Redactor(["ab"])("tab") == "tab"
+
+
+def test_kafka_python_connection_chatter_is_hidden_unless_debugging() -> None:
+    kafka = logging.getLogger("kafka.net.connection")
+    for level, shown in (("info", ["warning"]), ("debug", ["info", "warning"])):
+        stream = io.StringIO()
+        configure_logging(SETTINGS.with_overrides(log_format="json", log_level=level), stream)
+        kafka.info("Connected")
+        kafka.warning("Connection refused")
+        assert [orjson.loads(line)["level"] for line in stream.getvalue().splitlines()] == shown
+    logging.getLogger("kafka").setLevel(logging.NOTSET)
