@@ -173,12 +173,8 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return accepted
 
 
-def _topic_partition(message: Any) -> Hashable:
-    return message.tp
-
-
 def in_timestamp_order(
-    batches: Sequence[Sequence[M]], run_of: Callable[[M], Hashable] = _topic_partition,
+    batches: Sequence[Sequence[M]], run_of: Callable[[M], Hashable],
 ) -> Iterator[tuple[Hashable, list[M]]]:
     """Interleave topic-partitions by record timestamp, each kept in offset order, as runs.
 
@@ -187,9 +183,9 @@ def in_timestamp_order(
     time would run past the allowed lateness. Producers (and Touchpoint's own forwarding, which
     keeps the source timestamp) write in event-time order, so timestamp order restores it, as
     Kafka Streams does across a task's partitions. Consecutive records with the same
-    ``run_of`` (by default their topic-partition; the consumer passes the stage of their topic)
-    stay one run: cut per topic-partition, an interleaved backlog fell into runs of four or five
-    records, and the per-batch costs of the hot path became per-record costs again.
+    ``run_of`` (the consumer passes the stage of their topic) stay one run: cut per
+    topic-partition, an interleaved backlog fell into runs of four or five records, and the
+    per-batch costs of the hot path became per-record costs again.
     """
     if len(batches) == 1:
         yield run_of(batches[0][0]), list(batches[0])

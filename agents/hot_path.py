@@ -333,8 +333,7 @@ class HotPath:
             state = states[key]
             if state is None:
                 writes[key] = None
-                self.touched.pop(key, None)
-                self._quiet_until.pop(key, None)
+                self._forget_touched(key)
                 self._at_risk.discard(key)
                 continue
             writes[key] = state_to_json(state)
@@ -385,8 +384,7 @@ class HotPath:
         if erased:
             self.customers.stage(erased)()
             for key in erased:
-                self.touched.pop(key, None)
-                self._quiet_until.pop(key, None)
+                self._forget_touched(key)
                 self._at_risk.discard(key)
         identifiers = {key: None for key, _ in self.identities.items()
                        if suppression.suppresses_identifier_key(key.decode())}
@@ -446,7 +444,7 @@ class HotPath:
             self.metrics.journeys_closed.labels(outcome).inc(count)
 
     def _forget_touched(self, key: bytes) -> None:
-        del self.touched[key]
+        self.touched.pop(key, None)
         self._quiet_until.pop(key, None)
 
     def on_partitions_revoked(self) -> None:

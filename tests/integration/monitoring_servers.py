@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from touchpoint.harness import wait_until
 from touchpoint.localstack import ChildServer, free_port, wait_for_port
 
 ALERTMANAGER_BINARY = "/usr/bin/prometheus-alertmanager"
@@ -28,18 +28,14 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def _wait_ready(url: str, timeout: float) -> None:
+def _ready(url: str) -> bool:
     """Prometheus listens before it has loaded its storage and answers its API with 503 until
     then; both servers say 200 on ``/-/ready`` once they serve."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, OSError) as exc:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} not ready within {timeout:.0f} s: {exc}") from exc
-            time.sleep(0.2)
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _start(name: str, argv: list[str], workdir: Path, port: int) -> ChildServer:
@@ -49,7 +45,8 @@ def _start(name: str, argv: list[str], workdir: Path, port: int) -> ChildServer:
     server = ChildServer(name, process, port, log_path)
     try:
         wait_for_port(port, 30, process)
-        _wait_ready(f"http://127.0.0.1:{port}/-/ready", 30)
+        wait_until(lambda: _ready(f"http://127.0.0.1:{port}/-/ready"), timeout=30, interval=0.2,
+                   describe=f"{name} ready")
     except Exception:
         server.stop()
         raise

@@ -19,16 +19,20 @@ def batch(tp: str, timestamps: list[float]) -> list[Record]:
     return [Record(tp, offset, ts) for offset, ts in enumerate(timestamps)]
 
 
+def by_partition(record: Record) -> str:
+    return record.tp
+
+
 def test_backlogs_of_two_topics_are_interleaved_by_timestamp_in_runs() -> None:
     calls = batch("calls", [1.0, 2.0, 5.0, 6.0])
     web = batch("web", [3.0, 4.0, 7.0])
-    runs = [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([calls, web])]
+    runs = [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([calls, web], by_partition)]
     assert runs == [("calls", [0, 1]), ("web", [0, 1]), ("calls", [2, 3]), ("web", [2])]
 
 
 def test_one_partition_is_one_run() -> None:
     only = batch("web", [3.0, 1.0, 2.0])
-    assert [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([only])] == [("web", [0, 1, 2])]
+    assert [(tp, [r.offset for r in run]) for tp, run in in_timestamp_order([only], by_partition)] == [("web", [0, 1, 2])]
 
 
 @given(st.lists(st.lists(st.floats(0, 100, allow_nan=False), max_size=20), min_size=1, max_size=5))
@@ -36,7 +40,7 @@ def test_every_record_once_and_each_partition_in_offset_order(timestamps: list[l
     batches = [batch(f"tp{i}", ts) for i, ts in enumerate(timestamps) if ts]
     if not batches:
         return
-    runs = list(in_timestamp_order(batches))
+    runs = list(in_timestamp_order(batches, by_partition))
     seen = [record for _, run in runs for record in run]
     assert sorted(seen, key=lambda r: (r.tp, r.offset)) == sorted((r for b in batches for r in b),
                                                                  key=lambda r: (r.tp, r.offset))
