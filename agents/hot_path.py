@@ -3,9 +3,10 @@
 :class:`HotPath` is the :class:`agents.batching.BatchHandler` of the worker. Per batch it decodes
 raw bytes once, calls the pure ``pipeline`` code per event, touches each customer's Faust table
 entry once (decoded at the first event of the batch, encoded and written at the end), produces
-to Kafka without awaiting delivery (Faust flushes the producer before every commit), and hands
-the batch's rows to :class:`sinks.batcher.AckingSink` with one acknowledgement for the whole
-batch, called after the insert. Metrics are updated per batch.
+what it forwards to internal topics as one batch per topic-partition (:mod:`agents.outbox`), and
+hands the batch's rows to :class:`sinks.batcher.AckingSink` with one acknowledgement for the
+whole batch, called after the insert and the forwarded records' delivery. Metrics are updated
+per batch.
 
 Stages, by topic (see docs/design.md, Topology):
 
@@ -34,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import orjson
-from aiokafka.partitioner import murmur2
 from faust.types import Message
 
+from agents.outbox import Outbox, key_partition
 from agents.staged_table import StagedTable
 from pipeline.alerting import AlertEvent
 from pipeline.channel_health import ChannelHealth
@@ -77,16 +78,11 @@ class Handover:
 @dataclass
 class StageResult:
     """What a stage made of a batch: rows to store, then (from the acknowledgement) state to make
-    durable, then ``after`` (latency metrics).
-
-    ``handed_over`` are delivery futures of back-stitching hand-overs: the acknowledgement awaits
-    them before it makes the state durable, because ``durable`` deletes the anonymous keys whose
-    state they carry."""
+    durable, then ``after`` (latency metrics)."""
 
     rows: dict[str, list[Row]]
     durable: Callable[[], None] | None = None
     after: Callable[[], None] | None = None
-    handed_over: list[Awaitable[Any]] = field(default_factory=list)
 
 
 NOTHING = StageResult({})
@@ -102,26 +98,22 @@ def handover_of(message: Message) -> Handover | None:
     return None
 
 
-def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message],
-                    result: StageResult) -> Callable[[], Awaitable[None]]:
-    """The batch's acknowledgement, which the sink calls once the batch's rows are stored: the
-    hand-overs delivered, then the staged state durable, then the messages acknowledged (so the
-    committer may move past them). A failed hand-over raises before anything is made durable."""
-    durable, handed_over = result.durable, result.handed_over
+def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], result: StageResult,
+                    forwarded: Sequence[Awaitable[Any]] = ()) -> Callable[[], Awaitable[None]]:
+    """The batch's acknowledgement, which the sink calls once the batch's rows are stored: what the
+    batch forwarded delivered, then the staged state durable, then the messages acknowledged (so
+    the committer may move past them). A failed delivery raises before anything is made durable:
+    a back-stitching hand-over carries the state of an anonymous key that ``durable`` deletes."""
+    durable = result.durable
 
     async def acknowledge() -> None:
-        for delivery in handed_over:
+        for delivery in forwarded:
             await delivery
         if durable is not None:
             durable()
         for message in messages:
             ack(message)
     return acknowledge
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Faust's producer (aiokafka's default partitioner) gives ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class HotPath:
@@ -157,6 +149,7 @@ class HotPath:
         self.metrics = metrics
         self.consumer = consumer
         self.producer = producer
+        self.outbox = Outbox(producer, partitions)
         self.identities = StagedTable(identity_table)
         self.customers = StagedTable(customer_table)
         self._topic_partitions = topic_partitions
@@ -196,7 +189,9 @@ class HotPath:
                 delay = min(REGISTRY_RETRY_MAX_SECONDS, 0.5 * 2 ** attempt)
                 log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, stage, delay)
                 await asyncio.sleep(delay)
-        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result), after=result.after)
+        forwarded = await self.outbox.send()
+        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result, forwarded),
+                      after=result.after)
         if self.sink.full:
             await self.sink.flush()
 
@@ -209,7 +204,7 @@ class HotPath:
         channels = self.channel_topics
         now_ms = int(time.time() * 1000)
         decode = self.decoder.decode
-        send = self.producer.send
+        forward = self.outbox.add
         names = self.names
         partitions = self.partitions
         local: list[tuple[bytes, Event]] = []
@@ -225,9 +220,10 @@ class HotPath:
             if isinstance(result, DeadLetter):
                 invalid[channel or "identity", result.reason.value] += 1
                 headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
-                await send(names.dlq, message.key, message.value or b"", None, message.timestamp, headers)
+                await self.producer.send(names.dlq, message.key, message.value or b"", None, message.timestamp,
+                                         headers)
             elif isinstance(result, IdentityLink):
-                await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
+                self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
                                        result.identifiers, message.timestamp)
             elif result.customer_id:
                 key = result.customer_id.encode()
@@ -235,13 +231,13 @@ class HotPath:
                         and self._is_aligned(message.topic)):
                     local.append((key, result))
                 else:
-                    await send(names.customers, key, to_wire(result), None, message.timestamp, None)
-                await self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
+                    forward(names.customers, key, to_wire(result), message.timestamp)
+                self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
                                        result.identifiers, message.timestamp)
             else:
                 id_type, value = primary_identifier(result.identifiers)  # decode guarantees one
-                await send(names.identifiers, identifier_key(id_type, value).encode(),
-                           b'{"kind":"event","event":' + to_wire(result) + b"}", None, message.timestamp, None)
+                forward(names.identifiers, identifier_key(id_type, value).encode(),
+                        b'{"kind":"event","event":' + to_wire(result) + b"}", message.timestamp)
         for (channel, reason), count in invalid.items():
             self.metrics.events_invalid.labels(channel, reason).inc(count)
         for channel, count in suppressed.items():
@@ -251,7 +247,7 @@ class HotPath:
         return await self._apply_customer_events(local)
 
     async def _resolve(self, messages: Sequence[Message]) -> StageResult:
-        send = self.producer.send
+        forward = self.outbox.add
         table = self.identities
         states: dict[bytes, IdentityState] = {}
         writes: dict[bytes, bytes] = {}
@@ -263,8 +259,7 @@ class HotPath:
             state = states[key] if key in states else IdentityState.from_bytes(table.get(key))
             if body["kind"] == "event":
                 customer_key = state.customer_key or anonymous_key(key.decode())
-                await send(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]),
-                           None, message.timestamp, None)
+                forward(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]), message.timestamp)
                 continue
             new_state, decision = self.identity.decide(state, body)
             states[key] = new_state
@@ -275,8 +270,8 @@ class HotPath:
                 links.append(decision.row)
             if decision.absorb:
                 # After every anonymous event of this identifier (same partition, sent before).
-                await send(self.names.customers, decision.absorb.encode(), decision.customer_key.encode(),
-                           None, message.timestamp, [(OP_HEADER, MERGE)])
+                forward(self.names.customers, decision.absorb.encode(), decision.customer_key.encode(),
+                        message.timestamp, [(OP_HEADER, MERGE)])
         for (decision_name, reason), count in decisions.items():
             self.metrics.identity_links.labels(decision_name, reason).inc(count)
         return StageResult({"identity_links": links}, table.stage(writes) if writes else None)
@@ -299,7 +294,6 @@ class HotPath:
         states: dict[bytes, Any] = {}
         changed: set[bytes] = set()
         emitted = Emitted()
-        handed_over: list[Awaitable[Any]] = []
         processed: Counter[str] = Counter()
         late: Counter[str] = Counter()
         occurred: list[int] = []
@@ -307,7 +301,7 @@ class HotPath:
         for key, item in items:
             state = states[key] if key in states else state_from_json(table.get(key))
             if isinstance(item, Handover):
-                states[key] = await self._hand_over(key, state, item, emitted, handed_over)
+                states[key] = self._hand_over(key, state, item, emitted)
                 changed.add(key)
                 continue
             event = item
@@ -346,25 +340,22 @@ class HotPath:
         # A journey gets a new row version per touchpoint; only the batch's last one is needed.
         rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
         self._stamp_versions(rows)
-        return StageResult(rows, table.stage(writes), self._written(occurred), handed_over)
+        return StageResult(rows, table.stage(writes), self._written(occurred))
 
-    async def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted,
-                         handed_over: list[Awaitable[Any]]) -> Any:
+    def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
         """Back-stitching: an anonymous key's state moves to its customer (returns the new state).
 
         The anonymous key's state is deleted durably only once the customer's partition has the
-        hand-over: its delivery future goes into ``handed_over``, which the batch's acknowledgement
-        awaits before it writes the deletion (a crash in between must not lose the state). Awaiting
-        it here instead cost one produce round trip per stitch, most of a worker's time on a
-        login-heavy stream. A replayed hand-over is absorbed once: the absorbed key is remembered
-        in the customer's state.
+        hand-over: it leaves with the run's forwarded records, whose delivery the batch's
+        acknowledgement awaits before it writes the deletion (a crash in between must not lose the
+        state). A replayed hand-over is absorbed once: the absorbed key is remembered in the
+        customer's state.
         """
         if handover.op == MERGE:
             if state is None:
                 return None
-            handed_over.append(await self.producer.send(
-                self.names.customers, handover.peer.encode(), state_to_json(state), None, None,
-                [(OP_HEADER, ABSORB), (FROM_HEADER, key)]))
+            self.outbox.add(self.names.customers, handover.peer.encode(), state_to_json(state), None,
+                            [(OP_HEADER, ABSORB), (FROM_HEADER, key)])
             return None
         absorbed = state_from_json(handover.state)
         new_state, result = self.step.absorb(state, key.decode(), absorbed, handover.peer)
@@ -500,8 +491,8 @@ class HotPath:
                 version += 1
         self._version = version
 
-    async def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
-                          identifiers: dict[str, str], timestamp: float | None) -> None:
+    def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
+                    identifiers: dict[str, str], timestamp: float | None) -> None:
         """Each identifier-customer pair once: the resolve stage only needs to learn it once."""
         sent = self._links_sent
         for id_type, value in identifiers.items():
@@ -509,9 +500,8 @@ class HotPath:
             if sent.get(id_key) == customer_id:
                 sent.move_to_end(id_key)
                 continue
-            await self.producer.send(self.names.identifiers, id_key.encode(),
-                                     link_message(customer_id, event_id, occurred_at_ms, id_type, value),
-                                     None, timestamp, None)
+            self.outbox.add(self.names.identifiers, id_key.encode(),
+                            link_message(customer_id, event_id, occurred_at_ms, id_type, value), timestamp)
             sent[id_key] = customer_id
             if len(sent) > LINK_CACHE_SIZE:
                 sent.popitem(last=False)

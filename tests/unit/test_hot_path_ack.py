@@ -1,4 +1,4 @@
-"""The order a batch's acknowledgement keeps: hand-overs delivered, state durable, offsets acked.
+"""The order a batch's acknowledgement keeps: forwarded records delivered, state durable, offsets acked.
 
 A back-stitching hand-over carries an anonymous key's state to its customer while the staged
 state deletes that key; if the deletion reached the changelog before the hand-over reached the
@@ -17,8 +17,8 @@ def test_state_is_made_durable_only_after_the_hand_overs_are_delivered() -> None
     async def scenario() -> None:
         order: list[object] = []
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        result = StageResult({}, durable=lambda: order.append("durable"), handed_over=[delivery])
-        acknowledging = asyncio.ensure_future(acknowledgement(order.append, ["m1", "m2"], result)())
+        result = StageResult({}, durable=lambda: order.append("durable"))
+        acknowledging = asyncio.ensure_future(acknowledgement(order.append, ["m1", "m2"], result, [delivery])())
         await asyncio.sleep(0.05)
         assert order == []  # still waiting for the broker
         delivery.set_result(None)
@@ -33,15 +33,15 @@ def test_a_failed_hand_over_makes_nothing_durable_and_acknowledges_nothing() -> 
         order: list[object] = []
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivery.set_exception(ConnectionError("broker gone"))
-        result = StageResult({}, durable=lambda: order.append("durable"), handed_over=[delivery])
+        result = StageResult({}, durable=lambda: order.append("durable"))
         with pytest.raises(ConnectionError):
-            await acknowledgement(order.append, ["m1"], result)()
+            await acknowledgement(order.append, ["m1"], result, [delivery])()
         assert order == []
 
     asyncio.run(scenario())
 
 
-def test_a_batch_without_hand_overs_is_acknowledged_at_once() -> None:
+def test_a_batch_that_forwarded_nothing_is_acknowledged_at_once() -> None:
     async def scenario() -> None:
         order: list[object] = []
         await acknowledgement(order.append, ["m1"], StageResult({}, durable=lambda: order.append("durable")))()

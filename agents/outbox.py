@@ -1,0 +1,84 @@
+"""The records a stage run forwards to Touchpoint's internal topics, appended to open batches.
+
+Faust's ``Producer.send`` is aiokafka's ``send`` per record: a metadata lookup, the partitioner
+(which builds the topic's partition set twice), then the accumulator. On the bench's stream
+about every second event is forwarded (links, repartitioned and anonymous events, hand-overs),
+and the lookups alone were 3% of a worker's time. The hot path knows each record's partition
+already (the key's murmur2, as the default partitioner computes it: the customers and identifiers
+topics have the table's partition count by design), so it appends records to an aiokafka
+``BatchBuilder`` per topic-partition with the public batch API.
+
+A builder is submitted (``send_batch``) at the end of the run that opened it and is left open, as
+aiokafka allows: later runs keep appending to it until the producer's sender drains it after the
+linger time, and a closed (drained or full) builder is followed by a new one. So records of many
+small runs still travel in one batch per partition, as with ``send``; submitting a closed builder
+per run made every run's records a batch of their own, and the broker and every consumer paid
+per batch.
+
+The delivery futures of the batches a run appended to go into its acknowledgement: its offsets
+are acknowledged only once what it forwarded is on the broker, so a produce that fails for good
+makes the run's records come back instead of vanishing.
+
+Order: records of one topic-partition keep the order they were added in (a hand-over after the
+anonymous events it follows, as ``agents.hot_path`` needs). A run that fails midway and is
+processed again forwards its first records twice; every consumer of these topics already takes
+a record it has seen as a replay, as after a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable
+
+from aiokafka.partitioner import murmur2
+
+Headers = list[tuple[str, bytes]]  # a list: aiokafka's record builder takes no other sequence
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Faust's producer (aiokafka's default partitioner) gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _Batch:
+    """A builder, and its delivery future once submitted."""
+
+    __slots__ = ("builder", "delivered")
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.delivered: Awaitable[Any] | None = None
+
+
+class Outbox:
+    def __init__(self, producer: Any, partitions: int) -> None:
+        """``producer`` is Faust's producer; its aiokafka producer is looked up when a builder is
+        made (it exists only once the app has started)."""
+        self._producer = producer
+        self.partitions = partitions
+        self._open: dict[tuple[str, int], _Batch] = {}  # the builder each topic-partition appends to
+        self._unsubmitted: list[tuple[tuple[str, int], _Batch]] = []
+        self._touched: dict[int, _Batch] = {}  # by id(): the batches this run appended to
+
+    def add(self, topic: str, key: bytes, value: bytes | None, timestamp: float | None,
+            headers: Headers | None = None) -> None:
+        """Queue a record for the partition its key maps to; it leaves after :meth:`send`."""
+        headers = headers or []
+        timestamp_ms = int(timestamp * 1000) if timestamp else None
+        tp = (topic, key_partition(key, self.partitions))
+        batch = self._open.get(tp)
+        if batch is None or batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:
+            batch = self._open[tp] = _Batch(self._producer._ensure_producer().create_batch())  # Faust's accessor
+            batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)  # an empty one takes any size
+            self._unsubmitted.append((tp, batch))
+        self._touched[id(batch)] = batch
+
+    async def send(self) -> list[Awaitable[Any]]:
+        """Submit the builders this run opened; returns the delivery futures of every batch it
+        appended to (await them before acknowledging the run)."""
+        if self._unsubmitted:
+            unsubmitted, self._unsubmitted = self._unsubmitted, []
+            send_batch = self._producer._ensure_producer().send_batch
+            for (topic, partition), batch in unsubmitted:
+                batch.delivered = await send_batch(batch.builder, topic, partition=partition)
+        touched, self._touched = self._touched, {}
+        return [batch.delivered for batch in touched.values() if batch.delivered is not None]

@@ -1,0 +1,109 @@
+"""The outbox batches forwarded records per topic-partition without changing where they land or
+their order: the partition is the one aiokafka's default partitioner picks for the key, and a
+run's acknowledgement gets the delivery of every batch that holds its records."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatch
+
+from agents.outbox import Outbox, key_partition
+
+Record = tuple[bytes, bytes | None, int, list[Any]]
+
+
+class _Faust:
+    """Faust's producer as the outbox sees it: an accessor of a (here unstarted) aiokafka producer
+    whose submitted batches are kept, and drained as the sender would when ``drain`` is called."""
+
+    def __init__(self, max_batch_size: int = 16384) -> None:
+        self.aiokafka = AIOKafkaProducer(max_batch_size=max_batch_size)
+        self.aiokafka.send_batch = self._send_batch  # type: ignore[method-assign]
+        self.submitted: list[tuple[str, int, Any, asyncio.Future[None]]] = []
+        self.sent: list[tuple[str, int, list[Record]]] = []
+
+    def _ensure_producer(self) -> AIOKafkaProducer:
+        return self.aiokafka
+
+    async def _send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submitted.append((topic, partition, builder, future))
+        return future
+
+    def drain(self) -> None:
+        for topic, partition, builder, future in self.submitted:
+            batch = DefaultRecordBatch(bytearray(builder._build()))  # closes it, as the sender's drain does
+            self.sent.append((topic, partition, [(r.key, r.value, r.timestamp, list(r.headers)) for r in batch]))
+            future.set_result(None)
+        self.submitted = []
+
+
+def test_key_partition_is_the_default_partitioners() -> None:
+    partitioner = DefaultPartitioner()
+    for n in range(500):
+        key = f"customer-{n}".encode()
+        assert key_partition(key, 4) == partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3])
+
+
+def test_records_leave_in_one_batch_per_topic_partition_in_the_order_added() -> None:
+    async def scenario() -> None:
+        faust = _Faust()
+        outbox = Outbox(faust, 4)
+        keys = [f"k{n}".encode() for n in range(40)]
+        for n, key in enumerate(keys):
+            outbox.add("customers", key, b"v%d" % n, 1_700_000_000.5 + n, [("tp-op", b"merge")] if n == 7 else None)
+        outbox.add("identifiers", b"k0", None, None)
+        delivered = await outbox.send()
+        faust.drain()
+        assert len(delivered) == len(faust.sent) == len({key_partition(k, 4) for k in keys}) + 1
+        await asyncio.gather(*delivered)
+        for topic, partition, records in faust.sent:
+            if topic == "identifiers":
+                assert [(key, value) for key, value, _, _ in records] == [(b"k0", None)]
+                continue
+            expected = [(k, b"v%d" % n, 1_700_000_000_500 + n * 1000, [("tp-op", b"merge")] if n == 7 else [])
+                        for n, k in enumerate(keys) if key_partition(k, 4) == partition]
+            assert records == expected
+        assert await outbox.send() == []  # a run that forwarded nothing waits for nothing
+
+    asyncio.run(scenario())
+
+
+def test_later_runs_join_the_open_batch_until_it_is_drained() -> None:
+    async def scenario() -> None:
+        faust = _Faust()
+        outbox = Outbox(faust, 1)
+        outbox.add("customers", b"key", b"run 1", None)
+        first = await outbox.send()
+        outbox.add("customers", b"key", b"run 2", None)
+        second = await outbox.send()
+        assert second == first and len(faust.submitted) == 1  # one batch, awaited by both runs
+        faust.drain()
+        outbox.add("customers", b"key", b"run 3", None)
+        third = await outbox.send()
+        assert third != first
+        faust.drain()
+        assert [[value for _, value, _, _ in records] for _, _, records in faust.sent] == [[b"run 1", b"run 2"], [b"run 3"]]
+
+    asyncio.run(scenario())
+
+
+def test_a_full_batch_is_followed_by_another_and_a_run_awaits_both() -> None:
+    async def scenario() -> None:
+        faust = _Faust(max_batch_size=512)
+        outbox = Outbox(faust, 1)
+        for n in range(30):
+            outbox.add("customers", b"key", b"x" * 60 + b"%02d" % n, None)
+        outbox.add("customers", b"key", b"x" * 4096, None)  # alone in a batch; the broker judges its size
+        delivered = await outbox.send()
+        faust.drain()
+        assert len(delivered) == len(faust.sent) > 2
+        values = [value for _, _, records in faust.sent for _, value, _, _ in records]
+        assert values == [b"x" * 60 + b"%02d" % n for n in range(30)] + [b"x" * 4096]
+        assert faust.sent[-1][2][0][1] == b"x" * 4096 and len(faust.sent[-1][2]) == 1
+
+    asyncio.run(scenario())
