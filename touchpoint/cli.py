@@ -33,11 +33,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.app import build_app
     from sinks.migrations import latest_version, schema_version
+    from touchpoint.event_loop import install
     from touchpoint.readiness import follow_app
     from touchpoint.runtime import Runtime
     from touchpoint.topics import ensure_topics
 
     _require(settings)
+    install(settings.event_loop)
     version = schema_version(settings.clickhouse)
     if version < latest_version():
         raise SettingsError(

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
 ENV_PREFIX = "TOUCHPOINT_"
 
 
@@ -112,6 +114,8 @@ class Settings:
     # holds an empty fetch for the whole wait even when records arrive (Tansu does) adds that much
     # to every hop through an internal topic; Apache Kafka answers as soon as records arrive.
     fetch_max_wait_ms: int = 100
+    # The worker's event loop: "uvloop" (less CPU per event) or "asyncio" (see touchpoint/event_loop.py).
+    event_loop: str = "uvloop"
     log_level: str = "info"
     # Alertmanager base URL (http://host:9093) the rule engine's alerts are pushed to via its v2
     # API (sinks/alertmanager.py); empty: no push (alerts still go to Kafka, ClickHouse, metrics).
@@ -219,4 +223,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS: must be at least 1")
     if settings.fetch_max_wait_ms < 1:
         raise SettingsError(f"{ENV_PREFIX}FETCH_MAX_WAIT_MS: must be at least 1")
+    if settings.event_loop not in EVENT_LOOPS:
+        raise SettingsError(f"{ENV_PREFIX}EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, not {settings.event_loop!r}")
     return settings

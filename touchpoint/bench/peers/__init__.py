@@ -95,3 +95,15 @@ def faust_peer_app(config: PeerConfig, name: str, value_serializer: str = "raw")
         key_serializer="raw",
         value_serializer=value_serializer,
     )
+
+
+def run_faust_peer(app: Any) -> None:
+    """Run a Faust peer on the event loop the Touchpoint worker uses (``TOUCHPOINT_EVENT_LOOP``),
+    so the loop is not what tells the contenders apart."""
+    import faust
+
+    from touchpoint.event_loop import install
+    from touchpoint.settings import load_settings
+
+    install(load_settings().event_loop)
+    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()

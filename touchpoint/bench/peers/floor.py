@@ -9,7 +9,7 @@ from __future__ import annotations
 import faust
 from faust.types import StreamT
 
-from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app
+from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app, run_faust_peer
 
 
 def build_app(config: PeerConfig) -> faust.App:
@@ -26,8 +26,7 @@ def build_app(config: PeerConfig) -> faust.App:
 
 
 def main() -> None:
-    app = build_app(PeerConfig.from_env())
-    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+    run_faust_peer(build_app(PeerConfig.from_env()))
 
 
 if __name__ == "__main__":

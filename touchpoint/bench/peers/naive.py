@@ -14,7 +14,7 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app
+from touchpoint.bench.peers import PeerConfig, Progress, faust_peer_app, run_faust_peer
 from touchpoint.bench.peers.job import (
     connect_and_create,
     decode_record,
@@ -71,8 +71,7 @@ def build_app(config: PeerConfig) -> faust.App:
 
 
 def main() -> None:
-    app = build_app(PeerConfig.from_env())
-    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+    run_faust_peer(build_app(PeerConfig.from_env()))
 
 
 if __name__ == "__main__":

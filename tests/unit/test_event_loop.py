@@ -1,0 +1,42 @@
+"""The worker's event loop setting: uvloop by default, asyncio on request, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import uvloop
+
+from touchpoint.event_loop import install
+from touchpoint.settings import SettingsError, load_settings
+
+
+def _loop_type_in_a_thread() -> type:
+    """What Faust's consumer thread gets: a new loop made in another thread."""
+    made: list[type] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        made.append(type(loop))
+        loop.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return made[0]
+
+
+def test_uvloop_by_default_and_asyncio_on_request() -> None:
+    assert load_settings({}).event_loop == "uvloop"
+    try:
+        install(load_settings({}).event_loop)
+        assert _loop_type_in_a_thread() is uvloop.Loop
+        install(load_settings({"TOUCHPOINT_EVENT_LOOP": "asyncio"}).event_loop)
+        assert _loop_type_in_a_thread() is not uvloop.Loop
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+def test_an_unknown_loop_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match="EVENT_LOOP: must be one of uvloop, asyncio"):
+        load_settings({"TOUCHPOINT_EVENT_LOOP": "trio"})
