@@ -37,6 +37,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import orjson
 from faust.types import Message
 
+from agents.decoded_states import DecodedStates
 from agents.outbox import Outbox, key_partition
 from agents.staged_table import StagedTable
 from pipeline.alerting import AlertEvent
@@ -152,6 +153,7 @@ class HotPath:
         self.outbox = Outbox(producer, partitions)
         self.identities = StagedTable(identity_table)
         self.customers = StagedTable(customer_table)
+        self.decoded = DecodedStates(state_from_json)
         self._topic_partitions = topic_partitions
         self._aligned: dict[str, bool] = {}
         self._links_sent: OrderedDict[str, str] = OrderedDict()
@@ -299,7 +301,7 @@ class HotPath:
         occurred: list[int] = []
         watermark = self.watermark_ms
         for key, item in items:
-            state = states[key] if key in states else state_from_json(table.get(key))
+            state = states[key] if key in states else self.decoded.read(key, table.get(key))
             if isinstance(item, Handover):
                 states[key] = self._hand_over(key, state, item, emitted)
                 changed.add(key)
@@ -327,10 +329,12 @@ class HotPath:
             state = states[key]
             if state is None:
                 writes[key] = None
+                self.decoded.forget(key)
                 self._forget_touched(key)
                 self._at_risk.discard(key)
                 continue
-            writes[key] = state_to_json(state)
+            writes[key] = raw = state_to_json(state)
+            self.decoded.remember(key, raw, state)
             self.touched[key] = now
             self._quiet_until.pop(key, None)
             self._note_risk(key, state)
@@ -404,7 +408,7 @@ class HotPath:
             if touched_at > settled or watermark <= quiet_until.get(key, -1):
                 continue
             raw = self.customers.get(key)
-            state = state_from_json(raw)
+            state = self.decoded.read(key, raw)
             if state is None or key_partition(key, self.partitions) not in owned:
                 self._forget_touched(key)
                 continue
@@ -429,7 +433,9 @@ class HotPath:
             if key_partition(key, self.partitions) not in owned:
                 continue  # the new owner closes it from the changelog; its rows are stored
             if self.customers.get(key) is raw:  # else an event came meanwhile; it closes it later
-                self.customers.stage({key: state_to_json(new_state)})()
+                encoded = state_to_json(new_state)
+                self.decoded.remember(key, encoded, new_state)
+                self.customers.stage({key: encoded})()
                 self._note_risk(key, new_state)
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
@@ -447,6 +453,7 @@ class HotPath:
         self._at_risk.clear()
         self.customers.abandon()
         self.identities.abandon()
+        self.decoded.clear()
 
     async def on_recovered(self) -> None:
         """After a rebalance and table recovery: every owned customer is looked at again once."""
