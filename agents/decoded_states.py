@@ -12,6 +12,7 @@ object and is decoded as before. The codec round-trips every state exactly (a pr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable
 
 
@@ -19,7 +20,9 @@ class DecodedStates:
     def __init__(self, decode: Callable[[bytes | None], Any], limit: int = 20_000) -> None:
         self._decode = decode
         self.limit = limit
-        self._states: dict[bytes, tuple[bytes, Any]] = {}  # key -> (raw, state), oldest written first
+        # key -> (raw, state), oldest written first. An OrderedDict: dropping a plain dict's first
+        # key again and again makes finding the next first key walk the deleted slots.
+        self._states: OrderedDict[bytes, tuple[bytes, Any]] = OrderedDict()
 
     def read(self, key: bytes, raw: bytes | None) -> Any:
         """The state ``raw`` (the table's value for ``key``) encodes."""
@@ -31,10 +34,10 @@ class DecodedStates:
     def remember(self, key: bytes, raw: bytes, state: Any) -> None:
         """``raw`` is what ``state`` was encoded to, and is about to be written for ``key``."""
         states = self._states
-        states.pop(key, None)  # re-inserted last: the oldest written is dropped first
         states[key] = (raw, state)
+        states.move_to_end(key)  # the oldest written is dropped first
         if len(states) > self.limit:
-            del states[next(iter(states))]
+            states.popitem(last=False)
 
     def forget(self, key: bytes) -> None:
         self._states.pop(key, None)
