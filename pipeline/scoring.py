@@ -27,7 +27,7 @@ FRICTION_SIGNALS = frozenset({
     "store.wait", "store.return",
     "repeat_contact", "channel_switch",
 })
-_DECIMALS = 4
+SCORE_DECIMALS = 4  # scores and points are rounded to ten-thousandths of a point
 NPS_PROMOTER_MIN = 9
 NPS_DETRACTOR_MAX = 6
 
@@ -217,7 +217,7 @@ def score_change(window: ChangeWindow | None, previous_score: float | None, roll
     if window is None or at_ms - window.baseline_ms >= window_seconds * 1000:
         baseline = previous_score if previous_score is not None else rolling_score
         window = ChangeWindow(baseline, at_ms)
-    return window, round(rolling_score - window.baseline_score, _DECIMALS) + 0.0
+    return window, round(rolling_score - window.baseline_score, SCORE_DECIMALS) + 0.0
 
 
 def dimension_of(event: Event) -> str:
@@ -337,11 +337,11 @@ def _score(value: float, components: list[Component]) -> Score:
 
 
 def _rounded(number: float) -> float:
-    """``round(number, _DECIMALS)``; a whole number (as most points are) is returned as it is,
+    """``round(number, SCORE_DECIMALS)``; a whole number (as most points are) is returned as it is,
     which is what ``round`` returns, without its decimal conversion (a few per touchpoint)."""
     if isinstance(number, float) and number.is_integer():
         return number
-    return round(number, _DECIMALS)
+    return round(number, SCORE_DECIMALS)
 
 
 def _answer_points(scale: FeedbackScale, answer: int) -> float:

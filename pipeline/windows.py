@@ -14,11 +14,11 @@ Several window lengths (e.g. 5 min and 1 h) share the same buckets: ``window_sec
 longest kept, and a snapshot may cover any whole number of buckets up to it.
 
 Snapshots are taken at every minute of event time for every (channel, dimension), and a replay
-crosses thousands of minutes in seconds, so each series remembers the sums it last added up,
-per set of buckets: a window whose buckets did not change since (no touchpoint added, none
-dropped, none entering or leaving it) is not added up again. A sum is always added up afresh
-from the buckets, in the order they were opened, never kept running by adding and subtracting
-buckets: float sums then come out the same to the last bit whichever way the window was reached.
+crosses thousands of minutes in seconds, so a window's sums are never added up bucket by
+bucket: each series keeps running (prefix) sums over its buckets in index order, and a window is
+the difference of two of them. Every count is an integer, scores included (in ten-thousandths of
+a point, the precision scores are rounded to), so the sums are exact: a window comes out the same
+to the last bit whichever way it was reached, and whatever order its touchpoints arrived in.
 
 Dimension values are bounded per channel: at most ``max_tracked_values`` values hold buckets of
 their own at a time (a value beyond that counts in the channel total only, until a tracked value
@@ -28,7 +28,7 @@ has left the window). Reports then show the ``top_values`` by volume and fold th
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import reduce
 from heapq import heappop, heappush
@@ -36,9 +36,11 @@ from operator import add, sub
 from typing import NamedTuple
 
 from pipeline.model import Feedback
-from pipeline.scoring import is_detractor, is_promoter
+from pipeline.scoring import SCORE_DECIMALS, is_detractor, is_promoter
 
 CHANNEL_TOTAL = ""
+# Scores are counted in these units: integers, so sums are exact in any order.
+SCORE_UNITS = 10 ** SCORE_DECIMALS
 # The dimension value that stands for every value not reported on its own.
 OTHER = "(other)"
 
@@ -65,10 +67,10 @@ def _ratio(total: float, count: int) -> float | None:
 
 class _Counts(NamedTuple):
     """Sums over some touchpoints: a bucket holds them as a list in this order (updated in place
-    for each touchpoint), a window adds its buckets up column by column."""
+    for each touchpoint), a window is the difference of two running sums, column by column."""
 
     volume: int = 0
-    score_sum: float = 0.0
+    score_units: int = 0  # the scores' sum in SCORE_UNITS
     friction: int = 0
     errors: int = 0
     promoters: int = 0
@@ -86,7 +88,7 @@ class _Counts(NamedTuple):
     def stats(self) -> WindowStats:
         return WindowStats(
             volume=self.volume,
-            mean_score=_ratio(self.score_sum, self.volume),
+            mean_score=_ratio(self.score_units, self.volume * SCORE_UNITS),
             nps=_ratio(100.0 * (self.promoters - self.detractors), self.nps_responses),
             nps_responses=self.nps_responses,
             mean_csat=_ratio(self.csat_sum, self.csat_responses),
@@ -99,7 +101,7 @@ class _Counts(NamedTuple):
 
 
 # Bucket columns updated for every touchpoint (positions in _Counts).
-_VOLUME, _SCORE_SUM, _FRICTION, _ERRORS, _PROMOTERS, _DETRACTORS, _NPS_RESPONSES = range(7)
+_VOLUME, _SCORE_UNITS, _FRICTION, _ERRORS, _PROMOTERS, _DETRACTORS, _NPS_RESPONSES = range(7)
 _CSAT_SUM, _CSAT_RESPONSES, _CES_SUM, _CES_RESPONSES = range(7, 11)
 
 
@@ -124,10 +126,10 @@ _NOTHING = _Counts()
 _NO_SUMS = _Sums(_NOTHING)
 
 
-def _count(bucket: list[float], score: float, feedback: Feedback | None, friction: bool, error: bool) -> None:
+def _count(bucket: list[int], score: float, feedback: Feedback | None, friction: bool, error: bool) -> None:
     """Add one touchpoint to a bucket."""
     bucket[_VOLUME] += 1
-    bucket[_SCORE_SUM] += score
+    bucket[_SCORE_UNITS] += round(score * SCORE_UNITS)
     bucket[_FRICTION] += friction
     bucket[_ERRORS] += error
     if feedback is None:
@@ -144,21 +146,18 @@ def _count(bucket: list[float], score: float, feedback: Feedback | None, frictio
         bucket[_CES_SUM] += feedback.score
 
 
-def _add_up(buckets: list[list[float]]) -> _Counts:
-    """The column sums. The score sums add up left to right, not with ``sum``, which compensates
-    float rounding from Python 3.12 on: the figures must not depend on the interpreter."""
-    volume, score_sums, *others = zip(*buckets)
-    return _Counts(sum(volume), reduce(add, score_sums, 0), *map(sum, others))
-
-
 class _Series:
-    """The buckets of one (channel, dimension), and the window sums last added up from them."""
+    """The buckets of one (channel, dimension), their running sums, and the window sums last
+    taken from them."""
 
-    __slots__ = ("buckets", "indexes", "sums")
+    __slots__ = ("buckets", "indexes", "running", "sums")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, list[float]] = {}  # by bucket index, in the order opened: the order they add up in
+        self.buckets: dict[int, list[int]] = {}  # by bucket index
         self.indexes: list[int] = []  # the same indexes sorted: a window's buckets are a slice of it
+        # running[k]: the sums of the buckets indexes[:k], plus what the dropped buckets left in
+        # running[0] (windows only take differences). Computed up to where a bucket last changed.
+        self.running: list[tuple[int, ...]] = [_NOTHING]
         # (first, stop) slice of ``indexes`` -> its sums; cleared whenever a bucket changes
         self.sums: dict[tuple[int, int], _Sums] = {}
 
@@ -170,33 +169,42 @@ class _Series:
             return _NO_SUMS
         found = self.sums.get((first, stop))
         if found is None:
-            found = self.sums[first, stop] = _Sums(_add_up(self._opened(first, stop, oldest, newest)))
+            running = self._running_to(stop)
+            found = self.sums[first, stop] = _Sums(_Counts._make(map(sub, running[stop], running[first])))
         return found
 
-    def _opened(self, first: int, stop: int, oldest: int, newest: int) -> list[list[float]]:
-        """The buckets ``indexes[first:stop]`` (after ``oldest`` up to ``newest``), in the order
-        they were opened: the order they add up in."""
-        if list(self.buckets) == self.indexes:  # none opened late: that order is the index order
-            return list(self.buckets.values())[first:stop]
-        return [bucket for index, bucket in self.buckets.items() if oldest < index <= newest]
+    def _running_to(self, stop: int) -> list[tuple[int, ...]]:
+        running = self.running
+        if len(running) <= stop:
+            buckets, indexes = self.buckets, self.indexes
+            last = running[-1]
+            for position in range(len(running) - 1, stop):
+                last = tuple(map(add, last, buckets[indexes[position]]))
+                running.append(last)
+        return running
 
     def holds(self, oldest: int, newest: int) -> bool:
         """Whether any bucket lies after ``oldest`` up to ``newest`` (included)."""
         return bisect_right(self.indexes, oldest) < bisect_right(self.indexes, newest)
 
-    def bucket(self, index: int) -> tuple[list[float], bool]:
-        """The bucket at ``index`` for a touchpoint to count in (the sums are stale from now on),
-        and whether it was opened just now."""
+    def bucket(self, index: int) -> tuple[list[int], bool]:
+        """The bucket at ``index`` for a touchpoint to count in (the sums from it on are stale
+        from now on), and whether it was opened just now."""
         self.sums.clear()
+        position = bisect_left(self.indexes, index)
+        del self.running[position + 1:]
         bucket = self.buckets.get(index)
         if bucket is not None:
             return bucket, False
         bucket = self.buckets[index] = list(_NOTHING)
-        insort(self.indexes, index)
+        self.indexes.insert(position, index)
         return bucket, True
 
     def drop_oldest(self) -> None:
         del self.buckets[self.indexes.pop(0)]
+        del self.running[0]  # running[1] held the dropped bucket; differences stay the same
+        if not self.running:
+            self.running.append(_NOTHING)
         self.sums.clear()
 
 

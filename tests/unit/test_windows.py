@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.model import Feedback
 from pipeline.windows import ChannelWindows, WindowStats
@@ -91,3 +93,32 @@ def test_old_buckets_and_silent_subjects_are_dropped() -> None:
 def test_a_window_must_be_whole_buckets() -> None:
     with pytest.raises(ValueError):
         ChannelWindows(window_seconds=305, bucket_seconds=10)
+
+
+@given(st.lists(st.tuples(st.integers(0, 59), st.integers(0, 1_000_000)), min_size=1, max_size=60),
+       st.randoms(use_true_random=False), st.lists(st.integers(0, 59), max_size=8))
+def test_window_sums_are_exact_whatever_the_order_and_the_snapshots_before(touches, rng, looks) -> None:
+    """Scores count in ten-thousandths of a point, so a window's mean is the exact mean of its
+    scores, however the touchpoints arrived and whatever windows were taken in between."""
+    scores = [(offset, units / 10_000) for offset, units in touches]
+    at = T0 + 59 * 10 * SECOND
+    means = set()
+    for arrival in (scores, rng.sample(scores, len(scores))):
+        w = ChannelWindows(window_seconds=600, bucket_seconds=10)
+        for n, (offset, score) in enumerate(arrival):
+            assert w.add("web", "", T0 + offset * 10 * SECOND, score, None, False, False)
+            if n < len(looks):
+                w.snapshot("web", "", T0 + looks[n] * 10 * SECOND, 10 * (looks[n] % 7 + 1))
+        stats = w.snapshot("web", "", at)
+        assert stats.volume == len(scores)
+        means.add(stats.mean_score)
+    assert means == {sum(units for _, units in touches) / (len(touches) * 10_000)}
+
+
+def test_sums_stay_exact_while_old_buckets_are_dropped() -> None:
+    w = ChannelWindows(window_seconds=100, bucket_seconds=10)
+    for n in range(40):
+        w.add("web", "", T0 + n * 10 * SECOND, n + 0.0001 * n, None, False, False)
+        stats = w.snapshot("web", "", T0 + n * 10 * SECOND)
+        kept = range(max(0, n - 9), n + 1)
+        assert (stats.volume, stats.mean_score) == (len(kept), sum(m * 10_001 for m in kept) / (len(kept) * 10_000))
