@@ -129,7 +129,7 @@ def build_app(runtime: Runtime) -> Stages:
         except Exception as exc:  # noqa: BLE001 - ClickHouse down: the list in force stays, retried next tick
             log.warning("could not refresh the suppression list (%s); keeping the one loaded", exc)
             return
-        evicted = hot_path.evict_suppressed(loaded)
+        evicted = await hot_path.evict_suppressed(loaded)
         if evicted:
             log.info("evicted the state of %d erased key(s)", evicted)
 

@@ -37,6 +37,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import orjson
 from faust.types import Message
 
+from agents.changelog import TableWriter
 from agents.decoded_states import DecodedStates
 from agents.outbox import Outbox, key_partition
 from agents.staged_table import StagedTable
@@ -100,11 +101,12 @@ def handover_of(message: Message) -> Handover | None:
 
 
 def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], result: StageResult,
-                    forwarded: Sequence[Awaitable[Any]] = ()) -> Callable[[], Awaitable[None]]:
+                    forwarded: Sequence[Awaitable[Any]], changelog: Outbox) -> Callable[[], Awaitable[None]]:
     """The batch's acknowledgement, which the sink calls once the batch's rows are stored: what the
-    batch forwarded delivered, then the staged state durable, then the messages acknowledged (so
-    the committer may move past them). A failed delivery raises before anything is made durable:
-    a back-stitching hand-over carries the state of an anonymous key that ``durable`` deletes."""
+    batch forwarded delivered, then the staged state durable (its changelog records submitted, so
+    the producer flush before a commit covers them), then the messages acknowledged (so the
+    committer may move past them). A failed delivery raises before anything is made durable: a
+    back-stitching hand-over carries the state of an anonymous key that ``durable`` deletes."""
     durable = result.durable
 
     async def acknowledge() -> None:
@@ -112,6 +114,7 @@ def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], 
             await delivery
         if durable is not None:
             durable()
+            await changelog.send()
         for message in messages:
             ack(message)
     return acknowledge
@@ -151,8 +154,11 @@ class HotPath:
         self.consumer = consumer
         self.producer = producer
         self.outbox = Outbox(producer, partitions)
-        self.identities = StagedTable(identity_table)
-        self.customers = StagedTable(customer_table)
+        # the tables' changelog records: an outbox of their own, submitted from acknowledgements
+        # and timers, while a stage run's forwarded records are in flight in ``outbox``
+        self.changelog = Outbox(producer, partitions)
+        self.identities = StagedTable(TableWriter(identity_table, self.changelog))
+        self.customers = StagedTable(TableWriter(customer_table, self.changelog))
         self.decoded = DecodedStates(state_from_json)
         self._topic_partitions = topic_partitions
         self._aligned: dict[str, bool] = {}
@@ -192,7 +198,7 @@ class HotPath:
                 log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, stage, delay)
                 await asyncio.sleep(delay)
         forwarded = await self.outbox.send()
-        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result, forwarded),
+        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result, forwarded, self.changelog),
                       after=result.after)
         if self.sink.full:
             await self.sink.flush()
@@ -368,7 +374,7 @@ class HotPath:
 
     # -- erasure -----------------------------------------------------------------------------
 
-    def evict_suppressed(self, suppression: SuppressionList) -> int:
+    async def evict_suppressed(self, suppression: SuppressionList) -> int:
         """Apply a refreshed suppression list: erased customers' and identifiers' state leaves this
         worker too (returns how many keys were evicted)."""
         self.suppression = suppression
@@ -385,6 +391,7 @@ class HotPath:
                        if suppression.suppresses_identifier_key(key.decode())}
         if identifiers:
             self.identities.stage(identifiers)()
+        await self.changelog.send()
         return len(erased) + len(identifiers)
 
     # -- journeys that event time left behind -------------------------------------------------
@@ -437,6 +444,7 @@ class HotPath:
                 self.decoded.remember(key, encoded, new_state)
                 self.customers.stage({key: encoded})()
                 self._note_risk(key, new_state)
+        await self.changelog.send()
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
 

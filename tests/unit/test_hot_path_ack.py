@@ -1,4 +1,5 @@
-"""The order a batch's acknowledgement keeps: forwarded records delivered, state durable, offsets acked.
+"""The order a batch's acknowledgement keeps: forwarded records delivered, state durable and its
+changelog submitted, offsets acked.
 
 A back-stitching hand-over carries an anonymous key's state to its customer while the staged
 state deletes that key; if the deletion reached the changelog before the hand-over reached the
@@ -13,17 +14,28 @@ import pytest
 from agents.hot_path import StageResult, acknowledgement
 
 
+class _Changelog:
+    """The tables' outbox: records its submissions in the order of events."""
+
+    def __init__(self, order: list[object]) -> None:
+        self.order = order
+
+    async def send(self) -> list[object]:
+        self.order.append("changelog submitted")
+        return []
+
+
 def test_state_is_made_durable_only_after_the_hand_overs_are_delivered() -> None:
     async def scenario() -> None:
         order: list[object] = []
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         result = StageResult({}, durable=lambda: order.append("durable"))
-        acknowledging = asyncio.ensure_future(acknowledgement(order.append, ["m1", "m2"], result, [delivery])())
+        acknowledging = asyncio.ensure_future(acknowledgement(order.append, ["m1", "m2"], result, [delivery], _Changelog(order))())
         await asyncio.sleep(0.05)
         assert order == []  # still waiting for the broker
         delivery.set_result(None)
         await asyncio.wait_for(acknowledging, 1)
-        assert order == ["durable", "m1", "m2"]
+        assert order == ["durable", "changelog submitted", "m1", "m2"]
 
     asyncio.run(scenario())
 
@@ -35,7 +47,7 @@ def test_a_failed_hand_over_makes_nothing_durable_and_acknowledges_nothing() -> 
         delivery.set_exception(ConnectionError("broker gone"))
         result = StageResult({}, durable=lambda: order.append("durable"))
         with pytest.raises(ConnectionError):
-            await acknowledgement(order.append, ["m1"], result, [delivery])()
+            await acknowledgement(order.append, ["m1"], result, [delivery], _Changelog(order))()
         assert order == []
 
     asyncio.run(scenario())
@@ -44,7 +56,8 @@ def test_a_failed_hand_over_makes_nothing_durable_and_acknowledges_nothing() -> 
 def test_a_batch_that_forwarded_nothing_is_acknowledged_at_once() -> None:
     async def scenario() -> None:
         order: list[object] = []
-        await acknowledgement(order.append, ["m1"], StageResult({}, durable=lambda: order.append("durable")))()
-        assert order == ["durable", "m1"]
+        await acknowledgement(order.append, ["m1"], StageResult({}, durable=lambda: order.append("durable")), [],
+                              _Changelog(order))()
+        assert order == ["durable", "changelog submitted", "m1"]
 
     asyncio.run(scenario())

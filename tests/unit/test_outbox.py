@@ -5,42 +5,10 @@ run's acknowledgement gets the delivery of every batch that holds its records.""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.record.default_records import DefaultRecordBatch
 
 from agents.outbox import Outbox, key_partition
-
-Record = tuple[bytes, bytes | None, int, list[Any]]
-
-
-class _Faust:
-    """Faust's producer as the outbox sees it: an accessor of a (here unstarted) aiokafka producer
-    whose submitted batches are kept, and drained as the sender would when ``drain`` is called."""
-
-    def __init__(self, max_batch_size: int = 16384) -> None:
-        self.aiokafka = AIOKafkaProducer(max_batch_size=max_batch_size)
-        self.aiokafka.send_batch = self._send_batch  # type: ignore[method-assign]
-        self.submitted: list[tuple[str, int, Any, asyncio.Future[None]]] = []
-        self.sent: list[tuple[str, int, list[Record]]] = []
-
-    def _ensure_producer(self) -> AIOKafkaProducer:
-        return self.aiokafka
-
-    async def _send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.submitted.append((topic, partition, builder, future))
-        return future
-
-    def drain(self) -> None:
-        for topic, partition, builder, future in self.submitted:
-            batch = DefaultRecordBatch(bytearray(builder._build()))  # closes it, as the sender's drain does
-            self.sent.append((topic, partition, [(r.key, r.value, r.timestamp, list(r.headers)) for r in batch]))
-            future.set_result(None)
-        self.submitted = []
-
+from tests.fake_producer import FakeFaustProducer
 
 def test_key_partition_is_the_default_partitioners() -> None:
     partitioner = DefaultPartitioner()
@@ -51,7 +19,7 @@ def test_key_partition_is_the_default_partitioners() -> None:
 
 def test_records_leave_in_one_batch_per_topic_partition_in_the_order_added() -> None:
     async def scenario() -> None:
-        faust = _Faust()
+        faust = FakeFaustProducer()
         outbox = Outbox(faust, 4)
         keys = [f"k{n}".encode() for n in range(40)]
         for n, key in enumerate(keys):
@@ -75,7 +43,7 @@ def test_records_leave_in_one_batch_per_topic_partition_in_the_order_added() -> 
 
 def test_later_runs_join_the_open_batch_until_it_is_drained() -> None:
     async def scenario() -> None:
-        faust = _Faust()
+        faust = FakeFaustProducer()
         outbox = Outbox(faust, 1)
         outbox.add("customers", b"key", b"run 1", None)
         first = await outbox.send()
@@ -94,7 +62,7 @@ def test_later_runs_join_the_open_batch_until_it_is_drained() -> None:
 
 def test_a_full_batch_is_followed_by_another_and_a_run_awaits_both() -> None:
     async def scenario() -> None:
-        faust = _Faust(max_batch_size=512)
+        faust = FakeFaustProducer(max_batch_size=512)
         outbox = Outbox(faust, 1)
         for n in range(30):
             outbox.add("customers", b"key", b"x" * 60 + b"%02d" % n, None)
