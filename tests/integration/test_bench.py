@@ -45,7 +45,7 @@ def test_bench_reports_every_figure(stack: LocalStack, tmp_path: Path) -> None:
     report = json.loads(output.read_text())
     contenders = report["contenders"]
     quix_installed = importlib.util.find_spec("quixstreams") is not None
-    measured = ["ceiling", "floor", "naive", "touchpoint", "touchpoint_2w"] + (["quix"] if quix_installed else [])
+    measured = ["ceiling", "domain", "floor", "naive", "touchpoint", "touchpoint_2w"] + (["quix"] if quix_installed else [])
     for name in measured:
         result = contenders[name]
         assert result["status"] == "ok", result

@@ -21,6 +21,7 @@ LINE = re.compile(
 def _results() -> list[ContenderResult]:
     return [
         ContenderResult("ceiling", "ok", events_per_s=150_000.0, peak_rss_mb=40.0),
+        ContenderResult("domain", "ok", events_per_s=9000.0),
         ContenderResult("floor", "ok", events_per_s=6000.0, cpu_s_per_1000=0.15),
         ContenderResult("naive", "ok", events_per_s=1500.0),
         skipped("quix", "quixstreams is not installed"),
@@ -31,7 +32,8 @@ def _results() -> list[ContenderResult]:
 def test_report_ratios_and_summary_line() -> None:
     report = build_report(_results(), {"p99_s": 0.812, "sent": 10, "visible": 10}, {"mean_bytes": 300.0},
                           {"events": 1000})
-    assert report["ratios"] == {"ratio_floor": 0.75, "ratio_naive": 3.0, "ratio_ceiling": 0.03, "ratio_quix": None}
+    assert report["ratios"] == {"ratio_floor": 0.75, "ratio_naive": 3.0, "ratio_ceiling": 0.03, "ratio_quix": None,
+                                "ratio_domain": 0.5}
     line = summary_line(report)
     assert LINE.match(line), line
     assert line == ("bench: touchpoint=4500 floor=6000 ratio_floor=0.75 naive=1500 ratio_naive=3.00 "
@@ -49,7 +51,7 @@ def test_render_has_a_row_per_contender_and_ends_with_the_line() -> None:
     text = render(report)
     lines = text.splitlines()
     assert LINE.match(lines[-1])
-    for name in ("ceiling", "floor", "naive", "quix", "touchpoint"):
+    for name in ("ceiling", "domain", "floor", "naive", "quix", "touchpoint"):
         assert any(line.startswith(name) for line in lines), name
     assert "quix: quixstreams is not installed" in text
     assert "state per active customer: mean 310 B, max 900 B over 3 customers" in text

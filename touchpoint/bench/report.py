@@ -28,7 +28,7 @@ def ratios(results: Mapping[str, ContenderResult]) -> dict[str, float | None]:
     touchpoint = _rate(results, "touchpoint")
     return {
         f"ratio_{name}": _round(ratio(touchpoint, _rate(results, name)), 3)
-        for name in ("floor", "naive", "ceiling", "quix")
+        for name in ("floor", "naive", "ceiling", "quix", "domain")
     }
 
 

@@ -34,11 +34,12 @@ from touchpoint.topics import ensure_topics
 
 PEERS = {
     "ceiling": "touchpoint.bench.peers.ceiling",
+    "domain": "touchpoint.bench.peers.domain",
     "floor": "touchpoint.bench.peers.floor",
     "naive": "touchpoint.bench.peers.naive",
     "quix": "touchpoint.bench.peers.quix",
 }
-CONTENDERS = ("ceiling", "floor", "naive", "quix", "touchpoint")
+CONTENDERS = ("ceiling", "domain", "floor", "naive", "quix", "touchpoint")
 QUIX_MISSING = "quixstreams is not installed: pip install -e '.[bench]' to run the Quix Streams peer"
 JOIN_TIMEOUT_SECONDS = 120.0
 
