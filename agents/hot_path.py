@@ -355,18 +355,19 @@ class HotPath:
     def _hand_over(self, key: bytes, state: Any, handover: Handover, emitted: Emitted) -> Any:
         """Back-stitching: an anonymous key's state moves to its customer (returns the new state).
 
-        The anonymous key's state is deleted durably only once the customer's partition has the
+        The anonymous key's state is replaced durably only once the customer's partition has the
         hand-over: it leaves with the run's forwarded records, whose delivery the batch's
-        acknowledgement awaits before it writes the deletion (a crash in between must not lose the
-        state). A replayed hand-over is absorbed once: the absorbed key is remembered in the
-        customer's state.
+        acknowledgement awaits before it writes the marker (a crash in between must not lose the
+        state). The anonymous key keeps only a marker (``CustomerStep.hand_over``), so its replayed
+        events and a replayed request change nothing there; a replayed hand-over is absorbed once:
+        the absorbed key is remembered in the customer's state.
         """
         if handover.op == MERGE:
-            if state is None:
-                return None
+            if state is None or self.step.handed_over(state):
+                return state
             self.outbox.add(self.names.customers, handover.peer.encode(), state_to_json(state), None,
                             [(OP_HEADER, ABSORB), (FROM_HEADER, key)])
-            return None
+            return self.step.hand_over(state, handover.peer)
         absorbed = state_from_json(handover.state)
         new_state, result = self.step.absorb(state, key.decode(), absorbed, handover.peer)
         emitted.extend(result)
@@ -501,7 +502,7 @@ class HotPath:
         for table_rows in rows.values():
             for row in table_rows:
                 if row.get("version") == 0:
-                    continue  # written never to replace a row (a replay taken for a late event)
+                    continue  # written never to replace a row (a replayed touchpoint, a replay taken for a late event)
                 row["version"] = version
                 version += 1
         self._version = version

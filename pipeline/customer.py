@@ -45,6 +45,7 @@ __all__ = ["CustomerState", "CustomerStep", "Emitted", "Seen", "alert_row", "jou
 TABLES = ("touchpoints", "journeys", "merged_journeys", "touchpoint_journeys", "customer_scores", "alerts")
 MERGED_STATUS = "merged"
 _ABSORBED = "absorbed:"  # prefix of the seen-ring entry that marks an absorbed key
+_HANDED_OVER = "handed-over:"  # prefix of the one seen-ring entry of a key whose state was handed over
 
 
 # Flags of a touchpoint's score context, as kept in ``Segment.context`` and ``Seen.flags``.
@@ -138,6 +139,11 @@ class CustomerStep:
 
     def apply_event(self, state: CustomerState | None, key: str, event: Event) -> tuple[CustomerState, Emitted]:
         state = state or CustomerState()
+        if self.handed_over(state):
+            # Only a replay reaches a handed-over key (resolve sends later events to the customer),
+            # and the event's rows were written before the hand-over: stored, or ahead of it in
+            # the sink (a crash before they are stored replays the hand-over too).
+            return state, Emitted(duplicate=True)
         seen = next((s for s in state.recent if s.event_id == event.event_id), None)
         if seen is not None or _is_touch(state.journeys, event.event_id):
             return state, self._replay(state, key, event, seen)
@@ -230,6 +236,25 @@ class CustomerStep:
         )
         return merged, emitted
 
+    def hand_over(self, state: CustomerState, target_key: str) -> CustomerState:
+        """What stays of an anonymous key once its state went to ``target_key``: a marker only.
+
+        Deleting the key instead made a replay harmful: an anonymous event read again after the
+        hand-over (its offset was not committed yet when a worker died, or resolve forwarded it
+        again) met no state, was applied as new, and the key's own partial journeys were written
+        again over the customer's merged ones. With the marker it is recognised as a replay, and a
+        replayed hand-over request finds nothing left to send. The marker keeps the sequence and
+        watermark, and is one seen-ring entry, so the key costs a few dozen bytes from then on, as
+        the identifier's own entry in the identity table does.
+        """
+        return CustomerState(seq=state.seq + 1, watermark_ms=state.watermark_ms,
+                             recent=(Seen(_HANDED_OVER + target_key, "", state.seq + 1, 0),))
+
+    @staticmethod
+    def handed_over(state: CustomerState) -> bool:
+        """The key's state was handed over to a customer (see :meth:`hand_over`)."""
+        return bool(state.recent) and state.recent[-1].event_id.startswith(_HANDED_OVER)
+
     def close_if_idle(self, state: CustomerState, key: str, watermark_ms: int) -> tuple[CustomerState, Emitted] | None:
         """For the timer: close journeys that event time has left behind, even if no event comes.
 
@@ -305,20 +330,24 @@ class CustomerStep:
 
         The first attempt may have crashed before its rows were stored, so the touchpoint row is
         written again: as first written when the seen-ring has it, else (an event that left the
-        ring but is still a touchpoint of the state) in its current journey, same score.
+        ring but is still a touchpoint of the state) in its current journey, same score. It is
+        written at version 0, so it only fills in a row that is missing and never replaces the
+        first one: a replay at a customer of an event first applied to an anonymous key (resolve
+        forwards the replayed event to the customer once the identifier is linked) would otherwise
+        move the row to the customer's key, away from the anonymous key's customer_scores rows,
+        and a stale journey id would outrank the row that moved the touchpoint since.
         """
         emitted = Emitted(duplicate=True)
         if event is not None and seen is not None:
             score = self.model.score_touchpoint(event, _context_of(seen.flags))
-            version = 0 if seen.late else seen.seq
             emitted.rows["touchpoints"].append(
-                self._touchpoint_row(key, event, seen.journey_id, score, version, late=seen.late))
+                self._touchpoint_row(key, event, seen.journey_id, score, 0, late=seen.late))
         elif event is not None:
             journey_index, index = locate(state.journeys, event.event_id)
             journey = state.journeys[journey_index]
             score = self.model.score_touchpoint(event, _context_of(journey.segments[index].context))
             emitted.rows["touchpoints"].append(
-                self._touchpoint_row(key, event, journey.journey_id, score, state.seq, late=False))
+                self._touchpoint_row(key, event, journey.journey_id, score, 0, late=False))
         max_scores = self.rules.max_scored_touchpoints
         for journey in state.journeys:
             summary = journey.summary(max_scores)
