@@ -47,7 +47,7 @@ from pipeline.customer import CustomerStep, Emitted, alert_row
 from pipeline.dead_letters import dead_letter_headers, dead_letter_row
 from pipeline.decode import Decoder
 from pipeline.identifiers import identifier_key, primary_identifier
-from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key
+from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key, is_anonymous_key
 from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
 from pipeline.schema_registry import SchemaLookupUnavailable
 from pipeline.state_codec import state_from_json, state_to_json
@@ -61,6 +61,9 @@ from touchpoint.settings import Topics
 log = logging.getLogger(__name__)
 
 LINK_CACHE_SIZE = 100_000
+# Added to the row versions of customer keys (ClickHouse UInt64; clock microseconds stay below
+# 2**53 for centuries), see HotPath._stamp_versions.
+CUSTOMER_VERSIONS = 2**62
 REGISTRY_RETRY_MAX_SECONDS = 30.0
 OP_HEADER = "tp-op"
 FROM_HEADER = "tp-from"
@@ -490,20 +493,26 @@ class HotPath:
     # -- helpers ----------------------------------------------------------------------------
 
     def _stamp_versions(self, rows: dict[str, list[Row]]) -> None:
-        """Row versions from the worker's clock (microseconds), rising in emission order.
+        """Row versions from the worker's clock (microseconds), rising in emission order, and
+        rows of customer keys above every row of an anonymous key (``CUSTOMER_VERSIONS``).
 
         The state's sequence number cannot be the version: after a crash the durable state may be
         older than rows already stored, and a replay that meets the events in another order (they
         come from several topics) would give the same numbers to different content, so a stale
-        row could win. A later computation always starts from at least as much knowledge, so the
-        latest written row is the truth; a replay rewrites rows with newer versions, harmlessly.
+        row could win. A later computation of a key always starts from at least as much knowledge,
+        so its latest written row is the truth; a replay rewrites rows with newer versions,
+        harmlessly. Across keys that does not hold: an anonymous key whose batch is recomputed
+        after a crash may write its journeys after the customer absorbed its earlier hand-over
+        (another partition, no order between them), and its partial journeys would win over the
+        customer's merged ones. Only the customer writes the anonymous key's journeys once they
+        are stitched, so a customer's row is the truth whenever both wrote one.
         """
         version = max(self._version + 1, time.time_ns() // 1000)
         for table_rows in rows.values():
             for row in table_rows:
                 if row.get("version") == 0:
                     continue  # written never to replace a row (a replayed touchpoint, a replay taken for a late event)
-                row["version"] = version
+                row["version"] = version if is_anonymous_key(row.get("customer_key")) else version + CUSTOMER_VERSIONS
                 version += 1
         self._version = version
 

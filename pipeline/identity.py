@@ -36,9 +36,17 @@ REASONS: tuple[str, ...] = ("", CONFLICT, LIMIT, BLOCKED_VALUE)  # bounded: metr
 Protect = Callable[[str, str], str]
 
 
+ANONYMOUS_PREFIX = "anon-"
+
+
 def anonymous_key(identifier_key: str) -> str:
     """Deterministic, and carries no identifier value: anonymous keys reach BI and logs."""
-    return "anon-" + hashlib.blake2b(identifier_key.encode(), digest_size=12).hexdigest()
+    return ANONYMOUS_PREFIX + hashlib.blake2b(identifier_key.encode(), digest_size=12).hexdigest()
+
+
+def is_anonymous_key(key: str | None) -> bool:
+    """The key is one :func:`anonymous_key` made, not a customer's."""
+    return bool(key) and key.startswith(ANONYMOUS_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
