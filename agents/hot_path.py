@@ -109,7 +109,8 @@ def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], 
     batch forwarded delivered, then the staged state durable (its changelog records submitted, so
     the producer flush before a commit covers them), then the messages acknowledged (so the
     committer may move past them). A failed delivery raises before anything is made durable: a
-    back-stitching hand-over carries the state of an anonymous key that ``durable`` deletes."""
+    back-stitching hand-over carries the state of an anonymous key that ``durable`` replaces by a
+    marker."""
     durable = result.durable
 
     async def acknowledge() -> None:
