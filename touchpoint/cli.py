@@ -33,6 +33,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.app import build_app
     from sinks.migrations import latest_version, schema_version
+    from touchpoint import gc_tuning
     from touchpoint.event_loop import install
     from touchpoint.readiness import follow_app
     from touchpoint.runtime import Runtime
@@ -40,6 +41,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     _require(settings)
     install(settings.event_loop)
+    gc_tuning.apply(settings.gc_threshold)
     version = schema_version(settings.clickhouse)
     if version < latest_version():
         raise SettingsError(

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from touchpoint.gc_tuning import parse_threshold
+
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 ENV_PREFIX = "TOUCHPOINT_"
@@ -116,6 +118,8 @@ class Settings:
     fetch_max_wait_ms: int = 100
     # The worker's event loop: "uvloop" (less CPU per event) or "asyncio" (see touchpoint/event_loop.py).
     event_loop: str = "uvloop"
+    # The worker's garbage-collector thresholds (see touchpoint/gc_tuning.py); "700,10,10" is CPython's default.
+    gc_threshold: str = "50000,50,100"
     log_level: str = "info"
     # Alertmanager base URL (http://host:9093) the rule engine's alerts are pushed to via its v2
     # API (sinks/alertmanager.py); empty: no push (alerts still go to Kafka, ClickHouse, metrics).
@@ -223,6 +227,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS: must be at least 1")
     if settings.fetch_max_wait_ms < 1:
         raise SettingsError(f"{ENV_PREFIX}FETCH_MAX_WAIT_MS: must be at least 1")
+    try:
+        parse_threshold(settings.gc_threshold)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}GC_THRESHOLD: {exc}") from None
     if settings.event_loop not in EVENT_LOOPS:
         raise SettingsError(f"{ENV_PREFIX}EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, not {settings.event_loop!r}")
     return settings

@@ -1,13 +1,15 @@
-"""The worker's event loop setting: uvloop by default, asyncio on request, nothing else."""
+"""The worker's runtime settings: uvloop by default (asyncio on request), and fewer garbage collections."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
 import uvloop
 
+from touchpoint import gc_tuning
 from touchpoint.event_loop import install
 from touchpoint.settings import SettingsError, load_settings
 
@@ -40,3 +42,17 @@ def test_uvloop_by_default_and_asyncio_on_request() -> None:
 def test_an_unknown_loop_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="EVENT_LOOP: must be one of uvloop, asyncio"):
         load_settings({"TOUCHPOINT_EVENT_LOOP": "trio"})
+
+
+def test_gc_thresholds_default_to_fewer_collections_and_refuse_nonsense() -> None:
+    previous = gc.get_threshold()
+    try:
+        gc_tuning.apply(load_settings({}).gc_threshold)
+        assert gc.get_threshold() == (50_000, 50, 100)
+        gc_tuning.apply(load_settings({"TOUCHPOINT_GC_THRESHOLD": "700,10,10"}).gc_threshold)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*previous)
+    for bad in ("0,10,10", "700,10", "a,b,c", "700,-1,10"):
+        with pytest.raises(SettingsError, match="GC_THRESHOLD"):
+            load_settings({"TOUCHPOINT_GC_THRESHOLD": bad})

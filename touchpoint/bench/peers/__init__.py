@@ -97,15 +97,25 @@ def faust_peer_app(config: PeerConfig, name: str, value_serializer: str = "raw")
     )
 
 
-def run_faust_peer(app: Any, *, worker_loop: bool) -> None:
-    """Run a Faust peer. ``worker_loop``: on the event loop the Touchpoint worker uses
-    (``TOUCHPOINT_EVENT_LOOP``, uvloop by default), for the floor, which stands for the fastest a
-    Faust agent iterates; else on Faust's default asyncio loop, for the naive peer, which stands
-    for the job written the obvious way."""
-    import faust
-
+def use_worker_runtime() -> None:
+    """The event loop and garbage-collector thresholds the Touchpoint worker runs with
+    (``TOUCHPOINT_EVENT_LOOP``, ``TOUCHPOINT_GC_THRESHOLD``), for the peers that stand for the
+    fastest a framework or Touchpoint's own code goes: the runtime is then not what tells them
+    apart from the worker."""
+    from touchpoint import gc_tuning
     from touchpoint.event_loop import install
     from touchpoint.settings import load_settings
 
-    install(load_settings().event_loop if worker_loop else "asyncio")
+    settings = load_settings()
+    install(settings.event_loop)
+    gc_tuning.apply(settings.gc_threshold)
+
+
+def run_faust_peer(app: Any, *, worker_runtime: bool) -> None:
+    """Run a Faust peer: on the worker's runtime for the floor (the fastest a Faust agent
+    iterates), on Faust's defaults for the naive peer (the job written the obvious way)."""
+    import faust
+
+    if worker_runtime:
+        use_worker_runtime()
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()

@@ -23,7 +23,7 @@ from pipeline.identifiers import identifier_key, primary_identifier
 from pipeline.identity import anonymous_key
 from pipeline.model import Event
 from pipeline.state_codec import state_from_json, state_to_json
-from touchpoint.bench.peers import PeerConfig, Progress
+from touchpoint.bench.peers import PeerConfig, Progress, use_worker_runtime
 from touchpoint.bench.peers.job import new_decoder
 
 
@@ -63,6 +63,7 @@ async def consume(config: PeerConfig) -> None:
 
 
 def main() -> None:
+    use_worker_runtime()
     asyncio.run(consume(PeerConfig.from_env()))
 
 

@@ -26,7 +26,7 @@ def build_app(config: PeerConfig) -> faust.App:
 
 
 def main() -> None:
-    run_faust_peer(build_app(PeerConfig.from_env()), worker_loop=True)
+    run_faust_peer(build_app(PeerConfig.from_env()), worker_runtime=True)
 
 
 if __name__ == "__main__":

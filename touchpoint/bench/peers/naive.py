@@ -71,7 +71,7 @@ def build_app(config: PeerConfig) -> faust.App:
 
 
 def main() -> None:
-    run_faust_peer(build_app(PeerConfig.from_env()), worker_loop=False)
+    run_faust_peer(build_app(PeerConfig.from_env()), worker_runtime=False)
 
 
 if __name__ == "__main__":
