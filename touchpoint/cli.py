@@ -33,15 +33,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.app import build_app
     from sinks.migrations import latest_version, schema_version
-    from touchpoint import gc_tuning
-    from touchpoint.event_loop import install
     from touchpoint.readiness import follow_app
-    from touchpoint.runtime import Runtime
+    from touchpoint.runtime import Runtime, use_worker_runtime
     from touchpoint.topics import ensure_topics
 
     _require(settings)
-    install(settings.event_loop)
-    gc_tuning.apply(settings.gc_threshold)
+    use_worker_runtime(settings)
     version = schema_version(settings.clickhouse)
     if version < latest_version():
         raise SettingsError(

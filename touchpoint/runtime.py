@@ -10,9 +10,19 @@ from pipeline.config import ModelConfig, load_model_config
 from pipeline.decode import Decoder
 from pipeline.identifiers import IdentifierPolicy
 from sinks.metrics import Metrics
+from touchpoint import gc_tuning
+from touchpoint.event_loop import install
 from touchpoint.readiness import Readiness
 from touchpoint.registry import schema_lookup
 from touchpoint.settings import Settings
+
+
+def use_worker_runtime(settings: Settings) -> None:
+    """The event loop and garbage-collector thresholds a worker runs with; called before any
+    loop exists (the bench's floor and domain peers call it too, so the runtime is not what tells
+    them apart from the worker)."""
+    install(settings.event_loop)
+    gc_tuning.apply(settings.gc_threshold)
 
 
 @dataclass

@@ -98,17 +98,12 @@ def faust_peer_app(config: PeerConfig, name: str, value_serializer: str = "raw")
 
 
 def use_worker_runtime() -> None:
-    """The event loop and garbage-collector thresholds the Touchpoint worker runs with
-    (``TOUCHPOINT_EVENT_LOOP``, ``TOUCHPOINT_GC_THRESHOLD``), for the peers that stand for the
-    fastest a framework or Touchpoint's own code goes: the runtime is then not what tells them
-    apart from the worker."""
-    from touchpoint import gc_tuning
-    from touchpoint.event_loop import install
+    """The worker's runtime (:func:`touchpoint.runtime.use_worker_runtime`) from this process's
+    settings, for the peers that stand for the fastest a framework or Touchpoint's own code goes."""
+    from touchpoint.runtime import use_worker_runtime as use
     from touchpoint.settings import load_settings
 
-    settings = load_settings()
-    install(settings.event_loop)
-    gc_tuning.apply(settings.gc_threshold)
+    use(load_settings())
 
 
 def run_faust_peer(app: Any, *, worker_runtime: bool) -> None:
