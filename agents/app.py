@@ -35,6 +35,7 @@ from touchpoint.security import faust_broker_credentials
 log = logging.getLogger(__name__)
 
 JOURNEY_CLOSE_SETTLE_SECONDS = 30.0
+PRODUCER_BATCH_BYTES = 256 * 1024
 
 
 @dataclass
@@ -61,6 +62,7 @@ def build_app(runtime: Runtime) -> Stages:
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
         producer_linger=0.02,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         # The check guards RocksDB files that outlive their changelog; with the memory store it
