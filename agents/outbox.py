@@ -27,15 +27,21 @@ a record it has seen as a replay, as after a crash.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Awaitable
 
 from aiokafka.partitioner import murmur2
 
+KEY_PARTITION_CACHE = 1 << 16  # keys: about 15 MB when full
 Headers = list[tuple[str, bytes]]  # a list: aiokafka's record builder takes no other sequence
 
 
+@functools.lru_cache(maxsize=KEY_PARTITION_CACHE)
 def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Faust's producer (aiokafka's default partitioner) gives ``key``."""
+    """The partition Faust's producer (aiokafka's default partitioner) gives ``key``.
+
+    Cached: aiokafka's murmur2 is pure Python (2.6% of a worker's time uncached), and the hot path
+    asks for the same few customer and identifier keys again and again."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
