@@ -111,9 +111,9 @@ def build_app(runtime: Runtime) -> Stages:
         async def stop_pushing(app: faust.App, **_: Any) -> None:
             await asyncio.get_running_loop().run_in_executor(None, pusher.stop)
 
-    @app.timer(interval=settings.sink_flush_seconds / 2, name="flush")
+    @app.task
     async def flush() -> None:
-        await sink.flush_if_due()
+        await sink.flush_when_due()
 
     @app.timer(interval=1.0, name="readiness")
     async def report_sink_health() -> None:

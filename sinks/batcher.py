@@ -40,7 +40,7 @@ class _Batch:
     acks: list[Ack] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
     size: int = 0
-    started: float = field(default_factory=time.monotonic)
+    started: float = 0.0  # monotonic time of its first rows or acknowledgement
     stored: set[str] = field(default_factory=set)  # tables already inserted, skipped on a retry
 
 
@@ -76,6 +76,7 @@ class AckingSink:
         self._in_flight = 0
         self._lock = asyncio.Lock()
         self._early_acks: set[asyncio.Future[object]] = set()
+        self._filling = asyncio.Event()  # set when an empty buffer gets its first rows
         if ack_before_write:
             log.warning("UNSAFE: ack_before_write is on; events are acknowledged before they are "
                         "stored and a crash loses them (fault-suite negative control only)")
@@ -88,6 +89,9 @@ class AckingSink:
     ) -> None:
         """Buffer rows; ``ack`` runs once they are stored, ``after`` right after that."""
         batch = self._batch
+        if not (batch.size or batch.acks):
+            batch.started = time.monotonic()
+            self._filling.set()
         for table, table_rows in rows.items():
             if table_rows:
                 batch.rows[table].extend(table_rows)
@@ -140,9 +144,18 @@ class AckingSink:
             for after in batch.after:
                 after()
 
-    async def flush_if_due(self) -> None:
-        if self.due:
-            await self.flush()
+    async def flush_when_due(self) -> None:
+        """Flush every buffer ``flush_seconds`` after its first rows arrived, for as long as it runs.
+
+        The oldest row of a buffer waits ``flush_seconds``, not up to a timer period more, and an
+        idle sink does not wake up at all."""
+        while True:
+            await self._filling.wait()
+            self._filling.clear()
+            while self._batch.size or self._batch.acks:
+                await asyncio.sleep(max(self._batch.started + self.flush_seconds - time.monotonic(), 0.0))
+                if self.due:
+                    await self.flush()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

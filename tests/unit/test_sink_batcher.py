@@ -46,6 +46,33 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+def test_a_buffer_is_flushed_flush_seconds_after_its_first_rows() -> None:
+    """The flusher keeps a buffer's oldest row waiting flush_seconds (0.1 here), no longer, and
+    stays asleep while nothing is buffered."""
+    async def scenario() -> None:
+        twin, acks = InMemoryWriter(), Acks()
+        sink, _ = make_sink(twin)
+        flusher = asyncio.ensure_future(sink.flush_when_due())
+        try:
+            await asyncio.sleep(0.3)  # idle: nothing to store, nothing stored
+            assert twin.tables["touchpoints"] == []
+            for round_ in range(2):
+                first = time.monotonic()
+                sink.add({"touchpoints": [touchpoint_row(2 * round_)]}, ack=acks.ack(2 * round_))
+                await asyncio.sleep(0.05)
+                sink.add({"touchpoints": [touchpoint_row(2 * round_ + 1)]}, ack=acks.ack(2 * round_ + 1))
+                assert acks.done == list(range(2 * round_))  # 0.05 s after the first row: not yet
+                while len(acks.done) < 2 * round_ + 2:
+                    await asyncio.sleep(0.005)
+                waited = time.monotonic() - first
+                assert 0.1 <= waited < 0.25, waited
+                await asyncio.sleep(0.2)  # idle again between the rounds
+            assert len(twin.tables["touchpoints"]) == 4
+        finally:
+            flusher.cancel()
+    asyncio.run(scenario())
+
+
 def test_events_are_acknowledged_only_after_their_rows_are_stored() -> None:
     async def scenario() -> None:
         twin, acks = InMemoryWriter(), Acks()
