@@ -155,7 +155,9 @@ class AckingSink:
             while self._batch.size or self._batch.acks:
                 await asyncio.sleep(max(self._batch.started + self.flush_seconds - time.monotonic(), 0.0))
                 if self.due:
-                    await self.flush()
+                    # shielded: a worker stopping cancels this task, and a flush cut off after
+                    # taking the buffer would leave its rows to the replay after the restart
+                    await asyncio.shield(self.flush())
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
