@@ -47,7 +47,7 @@ from pipeline.customer import CustomerStep, Emitted, alert_row
 from pipeline.dead_letters import dead_letter_headers, dead_letter_row
 from pipeline.decode import Decoder
 from pipeline.identifiers import identifier_key, primary_identifier
-from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, anonymous_key, is_anonymous_key
+from pipeline.identity import CONFIRMED, IdentityRules, IdentityState, is_anonymous_key
 from pipeline.model import DeadLetter, Event, IdentityLink, from_wire, to_wire
 from pipeline.schema_registry import SchemaLookupUnavailable
 from pipeline.state_codec import state_from_json, state_to_json
@@ -270,10 +270,12 @@ class HotPath:
             key = message.key
             state = states[key] if key in states else IdentityState.from_bytes(table.get(key))
             if body["kind"] == "event":
-                customer_key = state.customer_key or anonymous_key(key.decode())
+                # By the event's place in the identifier's order, not by the state alone: a replay
+                # reads events from before the link with the link already in the state.
+                customer_key = state.owner_of_event(key.decode(), message.offset)
                 forward(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]), message.timestamp)
                 continue
-            new_state, decision = self.identity.decide(state, body)
+            new_state, decision = self.identity.decide(state, body, message.offset)
             states[key] = new_state
             if decision.store:
                 writes[key] = new_state.to_bytes()

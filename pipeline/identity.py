@@ -51,20 +51,48 @@ def is_anonymous_key(key: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class IdentityState:
-    """What one identifier is: its customer, and who claimed it lately (limited types only)."""
+    """What one identifier is: its customer, and who claimed it lately (limited types only).
+
+    ``linked_at`` is the position (offset in the identifier's partition) of the message that
+    linked it, when known: see :meth:`owner_of_event`.
+    """
 
     customer_key: str | None = None
     claims: tuple[tuple[str, int], ...] = ()  # (customer key, last claim ms), oldest first
+    linked_at: int | None = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps([self.customer_key, [list(claim) for claim in self.claims]])
+        fields: list[Any] = [self.customer_key, [list(claim) for claim in self.claims]]
+        if self.linked_at is not None:
+            fields.append(self.linked_at)
+        return orjson.dumps(fields)
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> IdentityState:
         if raw is None:
             return cls()
-        customer_key, claims = orjson.loads(raw)
-        return cls(customer_key, tuple((customer, int(ms)) for customer, ms in claims))
+        customer_key, claims, *rest = orjson.loads(raw)  # states written before linked_at have two fields
+        return cls(customer_key, tuple((customer, int(ms)) for customer, ms in claims), rest[0] if rest else None)
+
+    def owner_of_event(self, identifier: str, position: int | None) -> str:
+        """The key an anonymous event at ``position`` in the identifier's stream belongs to.
+
+        The customer once linked, but only for events after the link in the partition's order:
+        an event before it belongs to the anonymous key, whose state the link hands over to the
+        customer. Deciding by the state alone made the attribution depend on when the event was
+        read: after a crash the identifiers partition is read again from its committed offset
+        while the identity state (made durable with the batch's acknowledgement) already holds
+        the link, so the anonymous events before the link were sent a second time, now to the
+        customer. The customer applied them as its own events, and then absorbed the anonymous
+        key's state holding the same events: counted in two journeys, or late at the customer and
+        in a journey at the anonymous key (the fault suite's disagreeing journeys). Read again,
+        they now go where they went the first time (a handed-over key knows them as replays).
+        A state without a recorded position (written before it was kept) attributes by the link.
+        """
+        if self.customer_key is None or (
+                self.linked_at is not None and position is not None and position < self.linked_at):
+            return anonymous_key(identifier)
+        return self.customer_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +127,11 @@ class IdentityRules:
             return True
         return self._protect is not None and any(self._protect(id_type, b) == value for b in blocked)
 
-    def decide(self, state: IdentityState | None, message: Mapping[str, Any]) -> tuple[IdentityState, LinkDecision]:
-        """Apply one link message (``customer_id``, ``event_id``, ``occurred_at_ms``, ``type``, ``value``)."""
+    def decide(self, state: IdentityState | None, message: Mapping[str, Any],
+               position: int | None = None) -> tuple[IdentityState, LinkDecision]:
+        """Apply one link message (``customer_id``, ``event_id``, ``occurred_at_ms``, ``type``, ``value``)
+        read at ``position`` (its offset in the identifier's partition), which a ``linked``
+        decision records (see :meth:`IdentityState.owner_of_event`)."""
         state = state or IdentityState()
         id_type, value, customer = message["type"], message["value"], message["customer_id"]
         at_ms = int(message["occurred_at_ms"])
@@ -113,15 +144,16 @@ class IdentityRules:
             claims = tuple(sorted(recent + [(customer, max(at_ms, dict(claims).get(customer, at_ms)))],
                                   key=lambda claim: (claim[1], claim[0])))[-(rule.max_customers + 1):]
             if customer != state.customer_key and len(claims) > rule.max_customers:
-                new_state = IdentityState(state.customer_key, claims)
+                new_state = IdentityState(state.customer_key, claims, state.linked_at)
                 return new_state, _decision(REFUSED, LIMIT, state.customer_key or customer, True, message)
         if state.customer_key is None:
             decision = _decision(LINKED, "", customer, True, message,
                                  absorb=anonymous_key(identifier_key(id_type, value)))
-            return IdentityState(customer, claims), decision
+            return IdentityState(customer, claims, position), decision
         if state.customer_key == customer:
-            return IdentityState(customer, claims), _decision(CONFIRMED, "", customer, claims != state.claims, message)
-        return IdentityState(state.customer_key, claims), _decision(
+            return IdentityState(customer, claims, state.linked_at), _decision(
+                CONFIRMED, "", customer, claims != state.claims, message)
+        return IdentityState(state.customer_key, claims, state.linked_at), _decision(
             REFUSED, CONFLICT, state.customer_key, claims != state.claims, message)
 
 
