@@ -24,8 +24,7 @@ What this bypasses, and why it is safe: the conductor's per-message callback (ro
 topic-partition, which the handler does by topic), the channel queue and the stream iterator
 (which Touchpoint used only to call its own code with raw bytes), and the per-message
 ``wait_first`` race against ``suspend_flow`` (a handler that is mid-batch when a rebalance starts
-finishes its batch; the rebalance waits for it in ``wait_empty`` as it would for an agent).
-Table recovery's end offsets are checked against the log (:mod:`agents.end_offsets`). A
+finishes its batch; the rebalance waits for it in ``wait_empty`` as it would for an agent). A
 Faust release whose drain loop delivered a batch per topic-partition would make this unnecessary.
 """
 
@@ -42,7 +41,6 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 
-from agents.end_offsets import read_end_offsets
 from sinks.clickhouse import SinkUnavailable
 
 log = logging.getLogger(__name__)
@@ -77,15 +75,6 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     def _new_consumer_thread(self) -> Any:
         return _FetchingThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        """The end offsets table recovery reads up to, checked against the log
-        (:mod:`agents.end_offsets`: the local broker reports them short)."""
-        reported = await super().highwaters(*partitions)
-        if self.in_transaction or self.app.end_offsets_reader is None:
-            return reported
-        return await asyncio.get_running_loop().run_in_executor(
-            None, read_end_offsets, self.app.end_offsets_reader, reported)
 
     async def wait_empty(self) -> None:
         await self.flush_batches()
@@ -237,7 +226,6 @@ class BatchingApp(faust.App):
     """A Faust app whose consumer drains the handler's topics in batches."""
 
     fetch_max_wait_ms: int = 1500  # Faust's own; build_app sets the worker's setting
-    end_offsets_reader: dict[str, Any] | None = None  # kafka-python config; build_app sets it
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
