@@ -89,17 +89,17 @@ def _derived_tables_agree(summary: FaultSummary) -> None:
     around back-stitching overwriting the customer's rows, and offsets committed before the
     state's changelog records were in the producer (they now bypass Faust's send buffer, whose
     pre-commit flush gave up early), and resolve sending anonymous events from before a link to
-    the customer when its partition was read again (test_stitching_replays.py), and table
-    recovery stopping at the short end offsets the local broker reports (test_end_offsets.py). A
-    residual may remain, reported rather than hidden: 1 of 40,858 journeys in the 100k run after
-    these fixes (docs/reliability.md); no customer without a score row since the fixes. Lost and
-    duplicated events are asserted strictly above.
+    the customer when its partition was read again (test_stitching_replays.py). A residual
+    remains, reported rather than hidden: table recovery on the local broker stops at the short
+    end offsets it reports (one past the first offset of a partition's last batch), so a restarted
+    worker can hold states older than its stored rows (docs/reliability.md). No customer without
+    a score row since the fixes. Lost and duplicated events are asserted strictly above.
     """
     assert summary.journeys_found > 0
     if summary.journeys_inconsistent or summary.customers_without_score:
         pytest.xfail(f"{summary.journeys_inconsistent} journeys disagree with their touchpoints, "
                      f"{summary.customers_without_score} of {summary.customers_found} customers lack a "
-                     "customer_scores row (residual after the replay and recovery fixes, docs/reliability.md)")
+                     "customer_scores row (residual: recovery at the local broker's short end offsets, docs/reliability.md)")
 
 
 def _identity_link(n: int) -> dict[str, object]:
