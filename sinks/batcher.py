@@ -43,6 +43,11 @@ class _Batch:
     started: float = 0.0  # monotonic time of its first rows or acknowledgement
     stored: set[str] = field(default_factory=set)  # tables already inserted, skipped on a retry
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to store and nobody waiting for an acknowledgement."""
+        return not (self.size or self.acks)
+
 
 class AckingSink:
     """Rows in, acknowledgements out once the rows are stored.
@@ -89,7 +94,7 @@ class AckingSink:
     ) -> None:
         """Buffer rows; ``ack`` runs once they are stored, ``after`` right after that."""
         batch = self._batch
-        if not (batch.size or batch.acks):
+        if batch.empty:
             batch.started = time.monotonic()
             self._filling.set()
         for table, table_rows in rows.items():
@@ -118,7 +123,7 @@ class AckingSink:
     @property
     def due(self) -> bool:
         batch = self._batch
-        return bool(batch.size or batch.acks) and (
+        return not batch.empty and (
             self.full or time.monotonic() - batch.started >= self.flush_seconds
         )
 
@@ -132,7 +137,7 @@ class AckingSink:
         """
         async with self._lock:
             batch, self._batch = self._batch, _Batch()
-            if not (batch.size or batch.acks):
+            if batch.empty:
                 return
             self._in_flight = batch.size
             try:
@@ -152,7 +157,7 @@ class AckingSink:
         while True:
             await self._filling.wait()
             self._filling.clear()
-            while self._batch.size or self._batch.acks:
+            while not self._batch.empty:
                 await asyncio.sleep(max(self._batch.started + self.flush_seconds - time.monotonic(), 0.0))
                 if self.due:
                     # shielded: a worker stopping cancels this task, and a flush cut off after

@@ -21,7 +21,7 @@ GRACE_SECONDS = 20.0
 
 
 def test_sigterm_flushes_commits_and_exits_within_the_grace_period(settings: Settings, tmp_path: Path) -> None:
-    # Rows would wait a minute for the flush timer: what is stored after SIGTERM was flushed by the shutdown.
+    # Rows would wait a minute for the sink's flusher: what is stored after SIGTERM was flushed by the shutdown.
     settings = settings.with_overrides(shutdown_grace_seconds=GRACE_SECONDS, sink_flush_seconds=60.0)
     migrate(settings.clickhouse)
     ensure_topics(settings)
