@@ -119,7 +119,14 @@ def build_app(runtime: Runtime) -> Stages:
 
     @app.task
     async def flush() -> None:
-        await sink.flush_when_due()
+        try:
+            await sink.flush_when_due()
+        except Exception as exc:
+            # A Faust task that raises ends without a word, and no buffer would be flushed on time
+            # again: the worker would sit idle with its offsets uncommitted.
+            log.exception("the sink's flusher failed; stopping the worker (uncommitted events are "
+                          "processed again after the restart)")
+            await app.crash(exc)
 
     @app.timer(interval=1.0, name="readiness")
     async def report_sink_health() -> None:
