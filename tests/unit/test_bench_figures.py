@@ -27,6 +27,16 @@ def test_window_starts_at_first_progress_and_ends_at_total() -> None:
     assert window.rate == pytest.approx(1000.0)
 
 
+def test_window_ends_where_the_total_was_crossed_between_two_samples() -> None:
+    """A worker scraped once a second finishes between scrapes: the end is read at the rate of
+    the last interval, not at the scrape that first saw the total."""
+    window = throughput_window([Sample(10.0, 100), Sample(11.0, 1100), Sample(12.0, 2100), Sample(13.0, 2600)],
+                               total=2500)
+    assert window is not None and window.complete
+    assert window.end == Sample(12.8, 2500)
+    assert window.rate == pytest.approx(2400 / 2.8)
+
+
 def test_window_of_unfinished_run_ends_at_last_sample() -> None:
     window = throughput_window([Sample(1.0, 10), Sample(3.0, 410)], total=1000)
     assert window is not None and not window.complete

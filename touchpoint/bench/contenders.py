@@ -31,7 +31,8 @@ SINK_METRICS = {
     "cx_sink_batch_rows_sum": "clickhouse_rows",
 }
 # A scrape renders every metric family in the worker (about 8% of its CPU at five a second), so
-# the worker is asked once a second: +-1 s on a window of a minute or more.
+# the worker is asked once a second; the window's end is interpolated between scrapes
+# (figures.throughput_window).
 SCRAPE_SECONDS = 1.0
 
 

@@ -21,11 +21,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class Window:
-    """The measured stretch: from the first observed progress to the first sample at the total.
+    """The measured stretch: from the first observed progress to the moment the total was reached.
 
     Starting at the first sample that shows progress, not at process start, leaves start-up and
     the consumer group join out of the figure; the events done before that sample are left out of
-    the count too, so the rate stays honest.
+    the count too, so the rate stays honest. The end is read between the last sample below the
+    total and the first at it, at the rate of that interval: taken at the later sample, it was
+    late by up to a sampling period (a second for Touchpoint, whose progress is scraped): on
+    50,000 events (windows of 5-6 s) its rate came out up to 18% low, and on one of two values.
     """
 
     start: Sample
@@ -54,12 +57,18 @@ def throughput_window(samples: Sequence[Sample], total: int) -> Window | None:
     ``complete`` is False when the total was never reached (a timed-out contender): the window
     then ends at the last sample, so the figure still says how fast it went while it went.
     """
-    started = next((s for s in samples if s.count > 0), None)
-    if started is None:
+    first = next((i for i, s in enumerate(samples) if s.count > 0), None)
+    if first is None:
         return None
-    finished = next((s for s in samples if s.count >= total), None)
-    if finished is None:
+    started = samples[first]
+    last = next((i for i, s in enumerate(samples) if s.count >= total), None)
+    if last is None:
         return Window(started, samples[-1], complete=False)
+    finished = samples[last]
+    if last > first:
+        before = samples[last - 1]
+        share = (total - before.count) / (finished.count - before.count)
+        finished = Sample(before.at + share * (finished.at - before.at), total)
     return Window(started, finished, complete=True)
 
 
