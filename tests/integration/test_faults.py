@@ -86,20 +86,24 @@ def _derived_tables_agree(summary: FaultSummary) -> None:
     """Journeys and scores must agree with the touchpoints after replays too, as without faults.
 
     Causes found and fixed (tests/unit/test_stitching_replays.py, test_hot_path_ack.py): replays
-    around back-stitching overwriting the customer's rows, and offsets committed before the
-    state's changelog records were in the producer (they now bypass Faust's send buffer, whose
-    pre-commit flush gave up early), and resolve sending anonymous events from before a link to
-    the customer when its partition was read again (test_stitching_replays.py). A residual
-    remains, reported rather than hidden: table recovery on the local broker stops at the short
-    end offsets it reports (one past the first offset of a partition's last batch), so a restarted
-    worker can hold states older than its stored rows (docs/reliability.md). No customer without
-    a score row since the fixes. Lost and duplicated events are asserted strictly above.
+    around back-stitching overwriting the customer's rows, offsets committed before the state's
+    changelog records were in the producer (they now bypass Faust's send buffer, whose pre-commit
+    flush gave up early), resolve sending anonymous events from before a link to the customer when
+    its partition was read again (test_stitching_replays.py), and table recovery stopping at the
+    local broker's short end offsets (one past the first offset of a partition's last batch; the
+    worker now checks them against the log, agents/end_offsets.py, test_end_offsets.py). With all
+    four fixed this test found no disagreeing journey and no customer without a score row in
+    seven runs in a row (docs/reliability.md). A customer without a score row fails. The 100k run
+    still had 4 of 40,920 journeys disagreeing, of a cause not traced yet (about one in 10,000,
+    so a run of this size meets one now and then): a disagreeing journey is reported as an
+    expected failure with its count, not hidden, and not allowed to fail CI at random.
     """
     assert summary.journeys_found > 0
-    if summary.journeys_inconsistent or summary.customers_without_score:
-        pytest.xfail(f"{summary.journeys_inconsistent} journeys disagree with their touchpoints, "
-                     f"{summary.customers_without_score} of {summary.customers_found} customers lack a "
-                     "customer_scores row (residual: recovery at the local broker's short end offsets, docs/reliability.md)")
+    assert summary.customers_without_score == 0, (
+        f"{summary.customers_without_score} of {summary.customers_found} customers lack a customer_scores row")
+    if summary.journeys_inconsistent:
+        pytest.xfail(f"{summary.journeys_inconsistent} of {summary.journeys_found} journeys disagree with their "
+                     "touchpoints (the untraced residual, docs/reliability.md)")
 
 
 def _identity_link(n: int) -> dict[str, object]:
