@@ -103,12 +103,12 @@ def handover_of(message: Message) -> Handover | None:
     return None
 
 
-def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], result: StageResult,
+def acknowledgement(ack: Callable[[], Any], result: StageResult,
                     forwarded: Sequence[Awaitable[Any]], changelog: Outbox) -> Callable[[], Awaitable[None]]:
     """The batch's acknowledgement, which the sink calls once the batch's rows are stored: what the
     batch forwarded delivered, then the staged state durable (its changelog records submitted, so
-    the producer flush before a commit covers them), then the messages acknowledged (so the
-    committer may move past them). A failed delivery raises before anything is made durable: a
+    the producer flush before a commit covers them), then the run's offsets acknowledged (``ack``,
+    so the committer may move past them). A failed delivery raises before anything is made durable: a
     back-stitching hand-over carries the state of an anonymous key that ``durable`` replaces by a
     marker."""
     durable = result.durable
@@ -119,8 +119,7 @@ def acknowledgement(ack: Callable[[Message], Any], messages: Sequence[Message], 
         if durable is not None:
             durable()
             await changelog.send()
-        for message in messages:
-            ack(message)
+        ack()
     return acknowledge
 
 
@@ -189,7 +188,7 @@ class HotPath:
         self.run_keys = run_keys
         self.topics = frozenset(run_keys)
 
-    async def handle(self, stage: str, messages: Sequence[Message]) -> None:
+    async def handle(self, stage: str, messages: Sequence[Message], ack: Callable[[], Any]) -> None:
         attempt = 0
         while True:
             try:
@@ -202,7 +201,7 @@ class HotPath:
                 log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, stage, delay)
                 await asyncio.sleep(delay)
         forwarded = await self.outbox.send()
-        self.sink.add(result.rows, ack=acknowledgement(self.consumer.ack, messages, result, forwarded, self.changelog),
+        self.sink.add(result.rows, ack=acknowledgement(ack, result, forwarded, self.changelog),
                       after=result.after)
         if self.sink.full:
             await self.sink.flush()
