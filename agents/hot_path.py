@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import orjson
-from faust.types import Message
+from aiokafka.structs import ConsumerRecord
 
 from agents.changelog import TableWriter
 from agents.decoded_states import DecodedStates
@@ -93,7 +93,7 @@ class StageResult:
 NOTHING = StageResult({})
 
 
-def handover_of(message: Message) -> Handover | None:
+def handover_of(message: ConsumerRecord) -> Handover | None:
     headers = dict(message.headers or ())
     op = headers.get(OP_HEADER)
     if op == MERGE:
@@ -188,7 +188,7 @@ class HotPath:
         self.run_keys = run_keys
         self.topics = frozenset(run_keys)
 
-    async def handle(self, stage: str, messages: Sequence[Message], ack: Callable[[], Any]) -> None:
+    async def handle(self, stage: str, messages: Sequence[ConsumerRecord], ack: Callable[[], Any]) -> None:
         attempt = 0
         while True:
             try:
@@ -211,7 +211,7 @@ class HotPath:
 
     # -- stages ---------------------------------------------------------------------------
 
-    async def _ingest(self, messages: Sequence[Message]) -> StageResult:
+    async def _ingest(self, messages: Sequence[ConsumerRecord]) -> StageResult:
         channels = self.channel_topics
         now_ms = int(time.time() * 1000)
         decode = self.decoder.decode
@@ -231,8 +231,8 @@ class HotPath:
             if isinstance(result, DeadLetter):
                 invalid[channel or "identity", result.reason.value] += 1
                 headers = dead_letter_headers(result, message.topic, message.partition, message.offset)
-                await self.producer.send(names.dlq, message.key, message.value or b"", None, message.timestamp,
-                                         headers)
+                timestamp = None if message.timestamp is None else message.timestamp / 1000  # Faust's send: seconds
+                await self.producer.send(names.dlq, message.key, message.value or b"", None, timestamp, headers)
             elif isinstance(result, IdentityLink):
                 self._send_links(result.customer_id, result.event_id, result.occurred_at_ms,
                                        result.identifiers, message.timestamp)
@@ -257,7 +257,7 @@ class HotPath:
             return NOTHING
         return await self._apply_customer_events(local)
 
-    async def _resolve(self, messages: Sequence[Message]) -> StageResult:
+    async def _resolve(self, messages: Sequence[ConsumerRecord]) -> StageResult:
         forward = self.outbox.add
         table = self.identities
         states: dict[bytes, IdentityState] = {}
@@ -289,12 +289,12 @@ class HotPath:
             self.metrics.identity_links.labels(decision_name, reason).inc(count)
         return StageResult({"identity_links": links}, table.stage(writes) if writes else None)
 
-    async def _customers(self, messages: Sequence[Message]) -> StageResult:
+    async def _customers(self, messages: Sequence[ConsumerRecord]) -> StageResult:
         return await self._apply_customer_events(
             [(m.key, handover_of(m) or from_wire(m.value)) if m.headers else (m.key, from_wire(m.value))
              for m in messages])
 
-    async def _dead_letters(self, messages: Sequence[Message]) -> StageResult:
+    async def _dead_letters(self, messages: Sequence[ConsumerRecord]) -> StageResult:
         rows = [dead_letter_row(m.headers, m.key, m.value) for m in messages]
         return StageResult({"dead_letters": rows})
 
@@ -519,7 +519,7 @@ class HotPath:
         self._version = version
 
     def _send_links(self, customer_id: str, event_id: str, occurred_at_ms: int,
-                    identifiers: dict[str, str], timestamp: float | None) -> None:
+                    identifiers: dict[str, str], timestamp_ms: int | None) -> None:
         """Each identifier-customer pair once: the resolve stage only needs to learn it once."""
         sent = self._links_sent
         for id_type, value in identifiers.items():
@@ -528,7 +528,7 @@ class HotPath:
                 sent.move_to_end(id_key)
                 continue
             self.outbox.add(self.names.identifiers, id_key.encode(),
-                            link_message(customer_id, event_id, occurred_at_ms, id_type, value), timestamp)
+                            link_message(customer_id, event_id, occurred_at_ms, id_type, value), timestamp_ms)
             sent[id_key] = customer_id
             if len(sent) > LINK_CACHE_SIZE:
                 sent.popitem(last=False)

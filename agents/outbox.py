@@ -65,11 +65,10 @@ class Outbox:
         self._unsubmitted: list[tuple[tuple[str, int], _Batch]] = []
         self._touched: dict[int, _Batch] = {}  # by id(): the batches this run appended to
 
-    def add(self, topic: str, key: bytes, value: bytes | None, timestamp: float | None,
+    def add(self, topic: str, key: bytes, value: bytes | None, timestamp_ms: int | None,
             headers: Headers | None = None) -> None:
         """Queue a record for the partition its key maps to; it leaves after :meth:`send`."""
         headers = headers or []
-        timestamp_ms = int(timestamp * 1000) if timestamp else None
         tp = (topic, key_partition(key, self.partitions))
         batch = self._open.get(tp)
         if batch is None or batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:

@@ -23,7 +23,7 @@ def test_records_leave_in_one_batch_per_topic_partition_in_the_order_added() -> 
         outbox = Outbox(faust, 4)
         keys = [f"k{n}".encode() for n in range(40)]
         for n, key in enumerate(keys):
-            outbox.add("customers", key, b"v%d" % n, 1_700_000_000.5 + n, [("tp-op", b"merge")] if n == 7 else None)
+            outbox.add("customers", key, b"v%d" % n, 1_700_000_000_500 + n * 1000, [("tp-op", b"merge")] if n == 7 else None)
         outbox.add("identifiers", b"k0", None, None)
         delivered = await outbox.send()
         faust.drain()

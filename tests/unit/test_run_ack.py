@@ -11,9 +11,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.batching import BatchingApp, RunAck
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+
+from agents.batching import BatchingApp, RunAck
 
 TOPICS = ("web", "calls")
 UNACKED_TOPIC = "not-acked"
@@ -25,6 +27,10 @@ def _consumer():  # type: ignore[no-untyped-def]
     consumer = app.consumer
     app.topics._acking_topics.update(TOPICS)
     return consumer
+
+
+def _record(topic: str, partition: int, offset: int) -> ConsumerRecord:
+    return ConsumerRecord(topic, partition, offset, 0, 0, None, b"", None, 0, 0, [])
 
 
 def _message(topic: str, partition: int, offset: int) -> ConsumerMessage:
@@ -48,21 +54,22 @@ def test_a_run_is_acknowledged_as_faust_acknowledges_its_messages_one_by_one(
     for consumer in (by_run, by_message):
         consumer._committed_offset.update(committed)
     for run in runs:
-        ack = RunAck(by_run, [_message(*record) for record in run])
+        ack = RunAck(by_run, [_record(*record) for record in run])
         by_run.outstanding_runs.add(ack)
         ack()
         assert ack not in by_run.outstanding_runs
         for record in run:
             by_message.ack(_message(*record))
     assert by_run._n_acked == by_message._n_acked
+    assert all(type(tp) is TP for tp in by_run._acked)  # Faust reads tp.topic from these keys
     assert {tp: offsets for tp, offsets in by_run._acked.items() if offsets} == \
            {tp: offsets for tp, offsets in by_message._acked.items() if offsets}
     assert {tp: index for tp, index in by_run._acked_index.items() if index} == \
            {tp: index for tp, index in by_message._acked_index.items() if index}
 
 
-def test_the_acknowledgement_holds_offsets_not_messages() -> None:
+def test_the_acknowledgement_holds_offsets_not_records() -> None:
     consumer = _consumer()
-    ack = RunAck(consumer, [_message("web", 0, 5), _message("web", 0, 6), _message("calls", 1, 2)])
+    ack = RunAck(consumer, [_record("web", 0, 5), _record("web", 0, 6), _record("calls", 1, 2)])
     assert ack.offsets == {TP("web", 0): [5, 6], TP("calls", 1): [2]}
     assert ack.size == 3
