@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 JOURNEY_CLOSE_SETTLE_SECONDS = 30.0
 PRODUCER_BATCH_BYTES = 256 * 1024
+# Records per fetch handed to the hot path. Faust's default (no limit) handed over everything
+# prefetched, 20,000 records and more after a pause; all of them, and the messages made of them,
+# lived through several young garbage collections and were promoted: the worker's gen0 time on
+# 50,000 bench events was 0.85-0.96 s unlimited and 0.50-0.60 s with 2,000.
+MAX_POLL_RECORDS = 2000
 
 
 @dataclass
@@ -63,6 +68,7 @@ def build_app(runtime: Runtime) -> Stages:
         broker_commit_interval=1.0,
         producer_linger=0.02,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         # The check guards RocksDB files that outlive their changelog; with the memory store it
