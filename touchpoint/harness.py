@@ -82,7 +82,7 @@ def uncommitted_messages(settings: Settings, topics: Iterable[str]) -> dict[str,
         # kafka-python 3 renamed list_consumer_group_offsets(group) to list_group_offsets({group: None})
         committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
         partitions = [TopicPartition(topic, p) for topic in topics for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
+        ends = log_end_offsets(consumer, partitions)
         behind: dict[str, int] = {}
         for tp in partitions:
             done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
@@ -91,6 +91,34 @@ def uncommitted_messages(settings: Settings, topics: Iterable[str]) -> dict[str,
     finally:
         consumer.close()
         admin.close()
+
+
+def log_end_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition],
+                    timeout: float = 10.0) -> dict[TopicPartition, int]:
+    """End offsets as the log has them: the broker's answer, moved past the records found after it.
+
+    Tansu 0.6 answers ListOffsets with one past the *first* offset of a partition's last record
+    batch (docs/reliability.md), so the rest of that batch would count as committed before it is.
+    A fetch at that first offset returns the whole batch; on a broker that answers correctly the
+    read finds nothing and the answer stands. Partitions not read within ``timeout`` keep it.
+    """
+    ends = dict(consumer.end_offsets(partitions))
+    reading = [tp for tp in partitions if ends[tp] > 0]
+    if not reading:
+        return ends
+    consumer.assign(reading)
+    for tp in reading:
+        consumer.seek(tp, ends[tp] - 1)
+    unread = set(reading)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        polled = consumer.poll(timeout_ms=200)
+        if not polled and not unread:
+            break  # every partition answered, and nothing more came
+        for tp, records in polled.items():
+            unread.discard(tp)
+            ends[tp] = max(ends[tp], records[-1].offset + 1)
+    return ends
 
 
 def clickhouse_client(settings: Settings) -> Client:
