@@ -1,4 +1,5 @@
-"""Table recovery's end offsets, checked against the log: the real broker, record batches of several sizes.
+"""End offsets checked against the log, by table recovery and by the test harness: the real broker,
+record batches of several sizes.
 
 The local broker (Tansu 0.6) answers ListOffsets with one past the first offset of a partition's
 last record batch; Faust's recovery stopped there and lost the rest of that batch's table states
@@ -6,6 +7,8 @@ last record batch; Faust's recovery stopped there and lost the rest of that batc
 the check finds the true ends; on a broker that reports ends correctly (the compose stack's
 Kafka) the check changes nothing, and the test asserts the true ends either way. How the
 worker's consumer calls it, and its bounds, are unit-tested (tests/unit/test_end_offsets.py).
+The fault suite and the shutdown test decide "every message committed" against end offsets too,
+read from the log by touchpoint.harness.log_end_offsets (kafka-python, outside any worker).
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from agents.end_offsets import read_end_offsets
+from touchpoint.harness import log_end_offsets
 from touchpoint.localstack import LocalStack
+from touchpoint.security import kafka_python_config
 from touchpoint.settings import Settings
 
 BATCHES = {0: [5, 10], 1: [1, 7, 3], 2: [12]}  # partition -> records per batch; partition 3 stays empty
@@ -77,3 +84,19 @@ def test_recovery_reads_past_the_last_batch(settings: Settings, stack: LocalStac
     assert {tp.partition: end for tp, end in ends.items()} == TRUE_ENDS
     assert tasks_left == 1  # only scenario() itself: the reading consumer stopped, nothing left behind
 
+
+
+def test_the_harness_reads_end_offsets_past_the_last_batch(settings: Settings, stack: LocalStack) -> None:
+    topic = f"{settings.topic_prefix}.batches"
+    _create_topic(settings, topic)
+    asyncio.run(_produce_batches(settings, topic))
+    tps = [KafkaTopicPartition(topic, p) for p in range(4)]
+    consumer = KafkaConsumer(**kafka_python_config(settings), enable_auto_commit=False)
+    try:
+        reported = consumer.end_offsets(tps)
+        ends = log_end_offsets(consumer, tps)
+    finally:
+        consumer.close()
+    if "tansu" in stack.servers:
+        assert {tp.partition: end for tp, end in reported.items()} == TANSU_REPORTS
+    assert {tp.partition: end for tp, end in ends.items()} == TRUE_ENDS
