@@ -88,10 +88,11 @@ async def read_end_offsets(
         stopping.add_done_callback(_stopping.discard)
         await asyncio.shield(stopping)
     moved = {tp: (reported[tp], ends[tp]) for tp in reported if ends[tp] != reported[tp]}
-    log.info("end offsets: %d changelog partition(s) checked in %.2f s, %d end past the reported offset%s",
-             len(to_check), time.monotonic() - started, len(moved),
-             "".join(f", {tp.topic}[{tp.partition}] {was}->{now}"  # type: ignore[attr-defined]
-                     for tp, (was, now) in sorted(moved.items())))
+    if moved:
+        log.info("end offsets: %d of %d changelog partition(s) end past the reported offset (%.2f s): %s",
+                 len(moved), len(to_check), time.monotonic() - started,
+                 ", ".join(f"{tp.topic}[{tp.partition}] {was}->{now}"  # type: ignore[attr-defined]
+                           for tp, (was, now) in sorted(moved.items())))
     return ends
 
 
