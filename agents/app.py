@@ -30,7 +30,7 @@ from sinks.clickhouse import ClickHouseWriter
 from touchpoint.ops.suppressions import REFRESH_SECONDS as SUPPRESSION_REFRESH_SECONDS
 from touchpoint.ops.suppressions import load_suppression_list
 from touchpoint.runtime import Runtime, identifier_policy
-from touchpoint.security import aiokafka_config, faust_broker_credentials
+from touchpoint.security import faust_broker_credentials
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,6 @@ def build_app(runtime: Runtime) -> Stages:
         value_serializer="raw",
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
-    # table recovery's end offsets checked against the log (agents/end_offsets.py)
-    app.end_offsets_config = {
-        "bootstrap_servers": [server.strip() for server in settings.kafka_bootstrap_servers.split(",")],
-        "client_id": f"{settings.app_id}-end-offsets", **aiokafka_config(settings),
-    }
     channel_topics = {topics.channel(channel): channel for channel in CHANNELS}
     # Tables hold bytes we encode ourselves; the hot path writes them outside any Faust stream,
     # so their changelog partition comes from the key (the same partitioner as the topics').

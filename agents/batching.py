@@ -33,9 +33,8 @@ What this bypasses, and why it is safe: the conductor's per-message callback (ro
 topic-partition, which the handler does by topic), the channel queue and the stream iterator
 (which Touchpoint used only to call its own code with raw bytes), and the per-message
 ``wait_first`` race against ``suspend_flow`` (a handler that is mid-batch when a rebalance starts
-finishes its batch; the rebalance waits for it in ``wait_empty`` as it would for an agent).
-Table recovery's end offsets are checked against the log (:mod:`agents.end_offsets`: the local
-broker reports them short), bounded in time. A Faust release whose drain loop delivered a batch per topic-partition would make this unnecessary.
+finishes its batch; the rebalance waits for it in ``wait_empty`` as it would for an agent). A
+Faust release whose drain loop delivered a batch per topic-partition would make this unnecessary.
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from agents.end_offsets import read_end_offsets
 from sinks.clickhouse import SinkUnavailable
 
 log = logging.getLogger(__name__)
@@ -134,18 +132,6 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                             self._n_acked += 1
             finally:
                 notify(self._waiting_for_ack)
-
-    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        """The end offsets table recovery reads up to, checked against the log.
-
-        Faust calls this (only) when a recovery starts, on every rebalance; the check is bounded
-        (:data:`agents.end_offsets.READ_TIMEOUT_SECONDS`, then the reported ends stand) and
-        stops its consumer even when Faust cancels the recovery step."""
-        reported = await super().highwaters(*partitions)
-        config = getattr(self.app, "end_offsets_config", None)
-        if self.in_transaction or config is None:
-            return reported
-        return await read_end_offsets(reported, config)  # type: ignore[return-value]
 
     async def wait_empty(self) -> None:
         await self.flush_batches()
@@ -329,8 +315,6 @@ class BatchingApp(faust.App):
     """A Faust app whose consumer drains the handler's topics in batches."""
 
     fetch_max_wait_ms: int = 1500  # Faust's own; build_app sets the worker's setting
-    # AIOKafkaConsumer keyword arguments for agents.end_offsets; None: trust the reported ends
-    end_offsets_config: dict[str, Any] | None = None
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
