@@ -90,12 +90,13 @@ def _derived_tables_agree(summary: FaultSummary) -> None:
     changelog records were in the producer (they now bypass Faust's send buffer, whose pre-commit
     flush gave up early), resolve sending anonymous events from before a link to the customer when
     its partition was read again (test_stitching_replays.py), the consumer counting records in flight
-    as a gap after Faust's recovery seek (agents.batching.absent_offsets), table recovery stopping at
-    the local broker's short end offsets (agents/end_offsets.py), and this suite comparing before
-    the last worker replayed what the killed one held (it now waits for commits). The 100k command
-    still shows 1 to 7 of about 40,000 journeys disagreeing, a cause not traced yet
-    (docs/reliability.md): a disagreeing journey is reported as an expected failure with its count,
-    not hidden, and not allowed to fail CI at random. A customer without a score row fails.
+    as a gap after Faust's recovery seek (agents.batching.absent_offsets), and this suite comparing
+    before the last worker replayed what the killed one held (it now waits for commits). Table
+    recovery still stops at the local broker's short end offsets (one past the first offset of a
+    partition's last batch): a check of them against the log was reverted four times, each after a
+    CI run lost a dead letter with it (docs/reliability.md). So a disagreeing journey is reported
+    as an expected failure with its count, not hidden, and not allowed to fail CI at random. A
+    customer without a score row fails.
     """
     assert summary.journeys_found > 0
     assert summary.customers_without_score == 0, (
