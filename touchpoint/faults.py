@@ -172,12 +172,16 @@ def valid_event_ids(scenario: Scenario) -> list[str]:
     return [event_id for ids in scenario.manifest.valid_event_ids.values() for event_id in ids]
 
 
+STORED_DEAD_LETTERS = "SELECT count() FROM {db}.dead_letters FINAL"
+STORED_TOUCHPOINTS = "SELECT uniqExact(event_id) FROM {db}.touchpoints"
+
+
 def stored_dead_letters(settings: Settings) -> int:
-    return _polled_count(settings, "SELECT count() FROM {db}.dead_letters FINAL")
+    return _polled_count(settings, STORED_DEAD_LETTERS)
 
 
 def stored_touchpoints(settings: Settings) -> int:
-    return _polled_count(settings, "SELECT uniqExact(event_id) FROM {db}.touchpoints")
+    return _polled_count(settings, STORED_TOUCHPOINTS)
 
 
 def _polled_count(settings: Settings, query: str) -> int:
@@ -210,7 +214,7 @@ def compare(settings: Settings, scenario: Scenario, summary: FaultSummary) -> No
             f"SELECT uniqExact(attributed_key) FROM {db}.customer_touchpoints WHERE attributed_key NOT IN "
             f"(SELECT customer_key FROM {db}.customer_scores)")[0][0]
         summary.dead_letters_expected = scenario.manifest.malformed
-        summary.dead_letters_found = stored_dead_letters(settings)
+        summary.dead_letters_found = client.execute(STORED_DEAD_LETTERS.format(db=db))[0][0]
         if summary.dead_letters_found != summary.dead_letters_expected:
             found = dict(client.execute(f"SELECT topic, count() FROM {db}.dead_letters FINAL GROUP BY topic"))
             summary.notes.append("dead letters by source topic (found/expected): " + ", ".join(

@@ -99,8 +99,9 @@ def log_end_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition],
 
     Tansu 0.6 answers ListOffsets with one past the *first* offset of a partition's last record
     batch (docs/reliability.md), so the rest of that batch would count as committed before it is.
-    A fetch at that first offset returns the whole batch; on a broker that answers correctly the
-    read finds nothing and the answer stands. Partitions not read within ``timeout`` keep it.
+    A fetch at that first offset returns the whole batch; on a broker that answers correctly it
+    returns the last record, whose offset + 1 is the answer itself. Partitions not read within
+    ``timeout`` keep the broker's answer.
     """
     ends = dict(consumer.end_offsets(partitions))
     reading = [tp for tp in partitions if ends[tp] > 0]
