@@ -19,6 +19,7 @@ from touchpoint.cli import ProgressLine
 from touchpoint.generate import produce
 from touchpoint.harness import WorkerProcess, clickhouse_client, metric_value, wait_until
 from touchpoint.localstack import LocalStack, start_local_stack
+from touchpoint.security import kafka_python_config
 from touchpoint.settings import Settings
 from touchpoint.topics import ensure_topics
 
@@ -62,11 +63,13 @@ def run_scenario(settings: Settings, scenario: Scenario, workdir: Path, rate: fl
     first_valid = next(i for i, m in enumerate(scenario.messages) if m.valid and m.topic != "identity")
     warm_up = Scenario(scenario.messages[: first_valid + 1], scenario.manifest)
     rest = Scenario(scenario.messages[first_valid + 1:], scenario.manifest)
-    produce(warm_up, settings.kafka_bootstrap_servers, settings.topic_prefix)
+    client_config = kafka_python_config(settings)
+    produce(warm_up, settings.kafka_bootstrap_servers, settings.topic_prefix, client_config=client_config)
     wait_until(lambda: _alive(worker) and progress(settings).touchpoints >= 1, timeout=120,
                describe="the worker consuming")
     streamed = ProgressLine("streamed", len(rest.messages))
-    produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix, rate=rate, progress=streamed.update)
+    produce(rest, settings.kafka_bootstrap_servers, settings.topic_prefix, rate=rate, progress=streamed.update,
+            client_config=client_config)
     streamed.done()
     want = expected_counts(scenario)
     tty = sys.stderr.isatty()

