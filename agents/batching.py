@@ -79,6 +79,10 @@ class BatchHandler(Protocol):
         ``deadline`` (``time.monotonic()``) bounds the wait for an unavailable sink: past it,
         :class:`sinks.clickhouse.SinkUnavailable` is raised with nothing acknowledged."""
 
+    async def mark_changelog_ends(self) -> None:
+        """Make the tables' changelogs end in a one-record batch (called before each commit, see
+        :meth:`agents.outbox.Outbox.mark_ends`); raises if the markers were not delivered."""
+
 
 class RunAck:
     """The acknowledgement of one run handed to the handler: its offsets per topic-partition."""
@@ -234,6 +238,20 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         if read is not None and (accepted_up_to is None or read > accepted_up_to):
             self._accepted_up_to[tp] = read
         return accepted
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's commit, after its producer flush, once the changelogs end in a marker batch: a
+        worker that recovers after this commit reads all the state it covers, even from a broker
+        that reports the first offset of a partition's last batch as its end. No marker, no
+        commit: the offsets stay for the next commit, and nothing is lost meanwhile."""
+        handler = self.batch_handler
+        if handler is not None:
+            try:
+                await handler.mark_changelog_ends()
+            except Exception as exc:  # noqa: BLE001 - any produce error: skip this commit
+                log.warning("changelog end markers not delivered (%r); commit postponed", exc)
+                return False
+        return await super()._commit(offsets)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:

@@ -21,6 +21,10 @@ from typing import Any, Iterable
 
 from agents.outbox import Outbox
 
+# The key of the tombstones that end each changelog partition before a commit (see
+# Outbox.mark_ends): no table holds it, so recovery deletes nothing when it applies one.
+END_MARKER_KEY = b"\x00touchpoint:changelog-end"
+
 
 class TableWriter:
     """The subset of a Faust table :class:`agents.staged_table.StagedTable` uses."""

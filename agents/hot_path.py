@@ -37,7 +37,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from agents.changelog import TableWriter
+from agents.changelog import END_MARKER_KEY, TableWriter
 from agents.decoded_states import DecodedStates
 from agents.outbox import Outbox, key_partition
 from agents.staged_table import StagedTable
@@ -208,6 +208,9 @@ class HotPath:
 
     async def flush(self, deadline: float | None = None) -> None:
         await self.sink.flush(deadline)
+
+    async def mark_changelog_ends(self) -> None:
+        await self.changelog.mark_ends(END_MARKER_KEY)
 
     # -- stages ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ a record it has seen as a replay, as after a crash.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any, Awaitable
 
@@ -64,12 +65,14 @@ class Outbox:
         self._open: dict[tuple[str, int], _Batch] = {}  # the builder each topic-partition appends to
         self._unsubmitted: list[tuple[tuple[str, int], _Batch]] = []
         self._touched: dict[int, _Batch] = {}  # by id(): the batches this run appended to
+        self._unmarked: set[tuple[str, int]] = set()  # topic-partitions written since mark_ends
 
     def add(self, topic: str, key: bytes, value: bytes | None, timestamp_ms: int | None,
             headers: Headers | None = None) -> None:
         """Queue a record for the partition its key maps to; it leaves after :meth:`send`."""
         headers = headers or []
         tp = (topic, key_partition(key, self.partitions))
+        self._unmarked.add(tp)
         batch = self._open.get(tp)
         if batch is None or batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers) is None:
             batch = self._open[tp] = _Batch(self._producer._ensure_producer().create_batch())  # Faust's accessor
@@ -87,3 +90,29 @@ class Outbox:
                 batch.delivered = await send_batch(batch.builder, topic, partition=partition)
         touched, self._touched = self._touched, {}
         return [batch.delivered for batch in touched.values() if batch.delivered is not None]
+
+    async def mark_ends(self, key: bytes) -> None:
+        """End every topic-partition written since the last call with a batch of its own: one
+        tombstone under ``key``, which no consumer holds; returns once all are on the broker.
+
+        Why: Tansu 0.6 answers ListOffsets (latest) with one past the *first* offset of a
+        partition's last batch, and Faust's table recovery reads a changelog only up to that
+        answer. Called after the producer flush that precedes each commit, this makes every batch
+        holding committed state precede a one-record batch, so the broker's answer covers it (a
+        record after the marker belongs to offsets not committed yet, which are replayed
+        anyway). On a broker that answers correctly it is one small record per partition and
+        commit."""
+        if not self._unmarked:
+            return
+        unmarked, self._unmarked = self._unmarked, set()
+        producer = self._producer._ensure_producer()
+        delivered = []
+        for topic, partition in sorted(unmarked):
+            builder = producer.create_batch()
+            builder.append(timestamp=None, key=key, value=None, headers=[])
+            delivered.append(await producer.send_batch(builder, topic, partition=partition))
+        try:
+            await asyncio.gather(*delivered)
+        except BaseException:
+            self._unmarked |= unmarked  # not marked: the next commit tries again
+            raise

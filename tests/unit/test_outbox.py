@@ -5,6 +5,8 @@ run's acknowledgement gets the delivery of every batch that holds its records.""
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from agents.outbox import Outbox, key_partition
@@ -73,5 +75,51 @@ def test_a_full_batch_is_followed_by_another_and_a_run_awaits_both() -> None:
         values = [value for _, _, records in faust.sent for _, value, _, _ in records]
         assert values == [b"x" * 60 + b"%02d" % n for n in range(30)] + [b"x" * 4096]
         assert faust.sent[-1][2][0][1] == b"x" * 4096 and len(faust.sent[-1][2]) == 1
+
+    asyncio.run(scenario())
+
+
+def test_mark_ends_puts_a_batch_of_one_tombstone_after_each_partition_written() -> None:
+    async def scenario() -> None:
+        faust = FakeFaustProducer()
+        outbox = Outbox(faust, 4)
+        keys = [f"c{n}".encode() for n in range(12)]
+        for key in keys:
+            outbox.add("customers-changelog", key, b"state", None)
+        await outbox.send()
+        faust.drain()
+        written = {key_partition(k, 4) for k in keys}
+        marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
+        await asyncio.sleep(0)
+        assert not marking.done()  # it waits for the markers' delivery
+        faust.drain()
+        await marking
+        markers = faust.sent[len(written):]
+        assert sorted(p for _, p, _ in markers) == sorted(written)
+        assert all(records == [(b"\x00end", None, records[0][2], [])] for _, _, records in markers)
+        await outbox.mark_ends(b"\x00end")  # nothing written since: no markers
+        assert faust.submitted == []
+
+    asyncio.run(scenario())
+
+
+def test_mark_ends_that_fails_is_tried_again_at_the_next_call() -> None:
+    async def scenario() -> None:
+        faust = FakeFaustProducer()
+        outbox = Outbox(faust, 1)
+        outbox.add("identity-changelog", b"k", b"v", None)
+        await outbox.send()
+        faust.drain()
+        marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
+        await asyncio.sleep(0)
+        faust.submitted[0][3].set_exception(RuntimeError("broker gone"))
+        faust.submitted = []
+        with pytest.raises(RuntimeError):  # so the commit is skipped
+            await marking
+        marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
+        await asyncio.sleep(0)
+        assert [(t, p) for t, p, _, _ in faust.submitted] == [("identity-changelog", 0)]
+        faust.drain()
+        await marking
 
     asyncio.run(scenario())
