@@ -9,9 +9,11 @@ the topics a :class:`BatchHandler` claims:
 
 * :class:`BatchingConsumer` fetches as Faust does (same ``_wait_next_records``, same paused and
   active partitions, Faust's gap bookkeeping for compacted or transactional offsets, minus two
-  of its errors, see :func:`absent_offsets`), interleaves
-  the fetched topic-partitions by record timestamp and passes the handler runs of consecutive
-  records that one stage processes (by the handler's ``run_keys``). Records of every other topic
+  of its errors, see :func:`absent_offsets`), holds what it fetched until no partition that is
+  still behind can bring anything earlier (:mod:`agents.release_order`: a backlog read in
+  fetches keeps its time order across topics), interleaves the released topic-partitions by
+  record timestamp and passes the handler runs of consecutive records that one stage processes
+  (by the handler's ``run_keys``). Records of every other topic
   (table changelogs during recovery, anything an ordinary agent reads) take Faust's own path.
 * Each run handed to the handler comes with a :class:`RunAck`, outstanding until called, so
   ``wait_empty`` on rebalance and shutdown waits for it as Faust waits for a stream's messages;
@@ -42,8 +44,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import time
-from typing import Any, Callable, Hashable, Iterator, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 import faust
 from aiokafka.structs import ConsumerRecord
@@ -53,6 +56,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from agents.release_order import MAX_HELD_RECORDS, MAX_HOLD_SECONDS, release_bound, take_until
 from sinks.clickhouse import SinkUnavailable
 
 log = logging.getLogger(__name__)
@@ -113,6 +117,10 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         super().__post_init__()
         self.outstanding_runs: set[RunAck] = set()
         self._accepted_up_to: dict[TP, int] = {}
+        # fetched records of the handler's topics not handed over yet (agents.release_order)
+        self._held: dict[TP, list[ConsumerRecord]] = {}
+        self._last_timestamp: dict[TP, float] = {}
+        self._held_since: float | None = None
 
     def _new_consumer_thread(self) -> Any:
         return _FetchingThread(self, loop=self.loop, beacon=self.beacon)
@@ -166,12 +174,12 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(timeout=1.0)
+                records, active = await self._wait_next_records(timeout=0.1 if self._held_since else 1.0)
                 await self.sleep(0)
-                if records and not self.should_stop:
+                if (records or self._held_since) and not self.should_stop:
                     if self.flow_active:
-                        await self._deliver(handler, records, active)
-                    else:
+                        await self._deliver(handler, records or {}, active)
+                    elif records:
                         await self.perform_seek()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -192,7 +200,6 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     async def _deliver(self, handler: BatchHandler, records: Any, active: set[TP] | None) -> None:
         generation = self.app.consumer_generation_id
-        claimed: list[list[ConsumerRecord]] = []
         for tp, tp_records in records.items():
             if not (active is None or tp in active or tp in self._buffered_partitions):
                 continue
@@ -201,10 +208,16 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             if not accepted:
                 continue
             if tp.topic in handler.topics:
-                claimed.append(accepted)
+                held = self._held.get(tp)
+                if held is None:
+                    self._held[tp] = accepted
+                else:
+                    held.extend(accepted)
+                self._last_timestamp[tp] = accepted[-1].timestamp or 0.0
             else:
                 for record in accepted:
                     await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+        claimed = self._releasable(handler, active)
         outstanding = self.outstanding_runs
         run_keys = handler.run_keys
         for stage, run in in_timestamp_order(claimed, lambda record: run_keys[record.topic]):
@@ -253,10 +266,65 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 return False
         return await super()._commit(offsets)
 
+    def _releasable(self, handler: BatchHandler, active: set[TP] | None) -> list[list[ConsumerRecord]]:
+        """The held records that may be handed over now, per topic-partition (see
+        :mod:`agents.release_order`): up to the last record fetched from every partition of the
+        handler's topics that is behind, or all of them once the oldest has waited long enough."""
+        if not any(self._held.values()):
+            self._held_since = None
+            return []
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        if now - self._held_since >= MAX_HOLD_SECONDS or sum(map(len, self._held.values())) > MAX_HELD_RECORDS:
+            bound = math.inf
+        else:
+            last_timestamp, accepted_up_to = self._last_timestamp, self._accepted_up_to
+            bound = release_bound(
+                (_is_behind(self._highwater_or_none(tp), accepted_up_to.get(tp)), last_timestamp.get(tp))
+                for tp in self.assignment()
+                if tp.topic in handler.topics and (active is None or tp in active)
+            )
+        taken = take_until(self._held, bound, _timestamp)
+        if not any(self._held.values()):
+            self._held_since = None  # else the oldest held record's wait goes on
+        return taken
+
+    def _highwater_or_none(self, tp: TP) -> int | None:
+        try:
+            return self.highwater(tp)
+        except Exception:  # noqa: BLE001 - not assigned any more (a rebalance): not behind
+            return None
+
+    def _drop_held(self, tps: Iterable[TP] | None = None) -> None:
+        """Forget held records (read again after the seek or by the partition's next owner)."""
+        for tp in list(self._held) if tps is None else tps:
+            self._held.pop(tp, None)
+            self._last_timestamp.pop(tp, None)
+        if not any(self._held.values()):
+            self._held_since = None
+
+    async def perform_seek(self) -> None:
+        self._drop_held()
+        await super().perform_seek()
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._accepted_up_to.pop(tp, None)
+        self._drop_held(revoked)
         await super().on_partitions_revoked(revoked)
+
+
+def _is_behind(highwater: int | None, accepted_up_to: int | None) -> bool:
+    """The broker has records after the last one fetched (unknown ends count as caught up: a
+    partition never fetched yet must not hold the others back)."""
+    if highwater is None:
+        return False
+    return highwater > (-1 if accepted_up_to is None else accepted_up_to) + 1
+
+
+def _timestamp(record: ConsumerRecord) -> float:
+    return record.timestamp or 0.0
 
 
 def absent_offsets(read: int, accepted_up_to: int | None, offset: int) -> tuple[int, int] | None:
