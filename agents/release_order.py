@@ -44,9 +44,9 @@ def release_bound(behind: Iterable[tuple[bool, float | None]]) -> float:
 
 
 def take_until(held: Mapping[K, list[M]], bound: float, timestamp: Callable[[M], float]) -> list[list[M]]:
-    """Cut each partition's held records before the first one later than ``bound`` (by bisection:
-    a partition's records are in time order as produced; offset order is kept either way); the
-    non-empty prefixes taken, one list per partition."""
+    """Cut each partition's held records where their timestamps pass ``bound``, by bisection (a
+    partition's records are in time order as produced; where they are not, the cut is still a
+    prefix, so offset order is kept); returns the non-empty prefixes, one list per partition."""
     taken = []
     for records in held.values():
         cut = bisect.bisect_right(records, bound, key=timestamp)
