@@ -13,7 +13,6 @@ builders stay unit-tested (tests/unit/test_security.py).
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -29,20 +28,12 @@ from touchpoint.harness import clickhouse_client
 from touchpoint.localstack import ChildServer, ServerTls, free_port, start_clickhouse, start_tansu
 from touchpoint.settings import ClickHouseTarget, Settings
 
+from tests.certificates import self_signed
 from tests.tls_terminator import TlsTerminator
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "tls-test-" + uuid.uuid4().hex  # random per run: the log scan must not find it
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 and localhost (it is its own CA)."""
-    cert, key = folder / "server.pem", folder / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
 
 
 def _password_user(name: str, password: str) -> str:
@@ -58,7 +49,7 @@ def _password_user(name: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, TlsTerminator, Path]]:
     folder = tmp_path_factory.mktemp("secured")
-    cert, key = _certificate(folder)
+    cert, key = self_signed(folder, "server", "localhost", "DNS:localhost,IP:127.0.0.1")  # its own CA
     tls_port, clickhouse_tls_port = free_port(), free_port()
     servers: list[ChildServer] = []
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 
 import faust
@@ -18,6 +17,8 @@ from touchpoint.security import (
 )
 from touchpoint.settings import Settings, SettingsError, load_settings
 
+from tests.certificates import self_signed
+
 SECRET = "s3cr3t-synthetic-pw"
 
 
@@ -30,11 +31,7 @@ def sasl(**changes: object) -> Settings:
 @pytest.fixture(scope="module")
 def client_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A throwaway self-signed certificate and key (openssl), to prove the files are loaded."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "client.pem", folder / "client.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=touchpoint-test", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"), "client", "touchpoint-test")
     return str(cert), str(key)
 
 
