@@ -19,6 +19,7 @@ from sinks.endpoints import ReadyCheck, serve_endpoints
 # Event time to processing can be hours for replays; keep resolution where live traffic sits.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 86400)
 BATCH_ROW_BUCKETS = (1, 10, 100, 500, 1000, 5000, 10000, 20000, 50000)
+GC_PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Metrics:
     alertmanager_sent: Counter
     alertmanager_failures: Counter
     alertmanager_dropped: Counter
+    gc_pauses: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -111,6 +113,9 @@ class Metrics:
                 "cx_alertmanager_failures", "Failed pushes to Alertmanager (each attempt, retries included).", **kw),
             alertmanager_dropped=Counter(
                 "cx_alertmanager_dropped", "Alert transitions dropped for Alertmanager: queue full (oldest dropped) or retries exhausted.", ["reason"], **kw),
+            gc_pauses=Histogram(
+                "cx_gc_pause_seconds", "The worker's garbage-collector pauses (every thread waits), by generation collected.",
+                ["generation"], buckets=GC_PAUSE_BUCKETS, **kw),
         )
 
     def set_window_figures(self, figures: Mapping[tuple[str, str, str], WindowStats]) -> None:

@@ -33,6 +33,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.app import build_app
     from sinks.migrations import latest_version, schema_version
+    from touchpoint.gc_tuning import freeze_start_up, measure_pauses
     from touchpoint.readiness import follow_app
     from touchpoint.runtime import Runtime, use_worker_runtime
     from touchpoint.topics import ensure_topics
@@ -53,6 +54,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     follow_app(stages.app, runtime.readiness)
     worker = faust.Worker(stages.app, loglevel=settings.log_level, quiet=True, override_logging=False)
     worker.spinner = None  # its terminal escapes would break JSON log lines
+    freeze_start_up()
+    measure_pauses(runtime.metrics.gc_pauses)
     worker.execute_from_commandline()
     return 0
 

@@ -119,7 +119,7 @@ class Settings:
     # The worker's event loop: "uvloop" (less CPU per event) or "asyncio" (see touchpoint/event_loop.py).
     event_loop: str = "uvloop"
     # The worker's garbage-collector thresholds (see touchpoint/gc_tuning.py); "700,10,10" is CPython's default.
-    gc_threshold: str = "50000,50,100"
+    gc_threshold: str = "500000,20,100"
     log_level: str = "info"
     # Alertmanager base URL (http://host:9093) the rule engine's alerts are pushed to via its v2
     # API (sinks/alertmanager.py); empty: no push (alerts still go to Kafka, ClickHouse, metrics).

@@ -88,6 +88,13 @@ def test_render_states_the_workers_insert_time() -> None:
     assert "touchpoint: 40 ClickHouse inserts, 2.5 rows per event, 4.0 s inserting (40% of the window)" in text
 
 
+def test_render_states_the_workers_garbage_collector_pauses() -> None:
+    result = ContenderResult("touchpoint", "ok", events_per_s=1000.0, window_s=10.0, window_events=10_000,
+                             observed={"clickhouse_inserts": 40.0, "clickhouse_rows": 25_000.0,
+                                       "clickhouse_insert_seconds": 4.0, "gc_pauses": 3.0, "gc_seconds": 0.25})
+    assert "touchpoint: 3 garbage-collector pauses, 0.25 s in all" in render(build_report([result], None, None, {}))
+
+
 def test_render_states_how_busy_the_servers_were() -> None:
     result = ContenderResult("floor", "ok", events_per_s=1000.0, servers_busy={"tansu": 0.91, "clickhouse": 0.05})
     assert "floor: servers busy clickhouse 5.0%, tansu 91.0%" in render(build_report([result], None, None, {}))

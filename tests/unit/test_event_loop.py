@@ -1,4 +1,4 @@
-"""The worker's runtime settings: uvloop by default (asyncio on request), and fewer garbage collections."""
+"""The worker's runtime settings: uvloop by default (asyncio on request), fewer garbage collections, frozen start-up objects and measured pauses."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import uvloop
 
 from touchpoint import gc_tuning
 from touchpoint.event_loop import install
+from prometheus_client import CollectorRegistry
+
+from sinks.metrics import Metrics
 from touchpoint.settings import SettingsError, load_settings
 
 
@@ -48,7 +51,7 @@ def test_gc_thresholds_default_to_fewer_collections_and_refuse_nonsense() -> Non
     previous = gc.get_threshold()
     try:
         gc_tuning.apply(load_settings({}).gc_threshold)
-        assert gc.get_threshold() == (50_000, 50, 100)
+        assert gc.get_threshold() == (500_000, 20, 100)
         gc_tuning.apply(load_settings({"TOUCHPOINT_GC_THRESHOLD": "700,10,10"}).gc_threshold)
         assert gc.get_threshold() == (700, 10, 10)
     finally:
@@ -56,3 +59,29 @@ def test_gc_thresholds_default_to_fewer_collections_and_refuse_nonsense() -> Non
     for bad in ("0,10,10", "700,10", "a,b,c", "700,-1,10"):
         with pytest.raises(SettingsError, match="GC_THRESHOLD"):
             load_settings({"TOUCHPOINT_GC_THRESHOLD": bad})
+
+
+def test_start_up_objects_are_frozen_out_of_later_collections() -> None:
+    held = [[n] for n in range(1000)]  # containers that exist before the freeze
+    try:
+        gc_tuning.freeze_start_up()
+        assert gc.get_freeze_count() >= len(held)
+        collected = {id(item) for generation in range(3) for item in gc.get_objects(generation=generation)}
+        assert not collected & {id(item) for item in held}  # no collection walks them any more
+    finally:
+        gc.unfreeze()
+
+
+def test_every_collection_is_observed_by_generation() -> None:
+    metrics = Metrics.create(CollectorRegistry())
+    callbacks = list(gc.callbacks)
+    try:
+        gc_tuning.measure_pauses(metrics.gc_pauses)
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        gc.callbacks[:] = callbacks
+    sample = metrics.registry.get_sample_value
+    assert sample("cx_gc_pause_seconds_count", {"generation": "0"}) >= 1
+    assert sample("cx_gc_pause_seconds_count", {"generation": "2"}) >= 1
+    assert sample("cx_gc_pause_seconds_sum", {"generation": "2"}) > 0

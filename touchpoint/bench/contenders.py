@@ -25,10 +25,13 @@ from touchpoint.settings import Settings
 STOP_GRACE_SECONDS = 15.0
 # The worker's counters of finished messages: accepted events and dead-lettered ones.
 PROCESSED_METRICS = ("cx_events_processed_total", "cx_events_invalid_total")
-SINK_METRICS = {
+# What the workers report about their own run: the ClickHouse sink, and garbage-collector pauses.
+OBSERVED_METRICS = {
     "cx_sink_batch_duration_seconds_count": "clickhouse_inserts",
     "cx_sink_batch_duration_seconds_sum": "clickhouse_insert_seconds",
     "cx_sink_batch_rows_sum": "clickhouse_rows",
+    "cx_gc_pause_seconds_count": "gc_pauses",
+    "cx_gc_pause_seconds_sum": "gc_seconds",
 }
 # A scrape renders every metric family in the worker (about 8% of its CPU at five a second), so
 # the worker is asked once a second; the window's end is interpolated between scrapes
@@ -133,14 +136,15 @@ class TouchpointWorkers:
         return [Sample(time.time(), int(total))]
 
     def observed(self) -> dict[str, float]:
-        """The workers' own ClickHouse sink figures, summed: how much of the run went to inserts."""
-        totals = dict.fromkeys(SINK_METRICS.values(), 0.0)
+        """The workers' own figures, summed: how much of the run went to inserts and to the
+        garbage collector."""
+        totals = dict.fromkeys(OBSERVED_METRICS.values(), 0.0)
         for worker in self.workers:
             try:
                 exposition = worker.scrape()
             except OSError:
                 return {}
-            for metric, key in SINK_METRICS.items():
+            for metric, key in OBSERVED_METRICS.items():
                 totals[key] += metric_value(exposition, metric)
         return totals
 

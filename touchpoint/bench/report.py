@@ -93,6 +93,9 @@ def render(report: Mapping[str, Any]) -> str:
                 f"{sink['clickhouse_rows'] / result['window_events']:.1f} rows per event, "
                 f"{sink['clickhouse_insert_seconds']:.1f} s inserting "
                 f"({sink['clickhouse_insert_seconds'] / result['window_s']:.0%} of the window)")
+        if sink and sink.get("gc_pauses"):
+            lines.append(f"  {result['name']}: {sink['gc_pauses']:.0f} garbage-collector pauses, "
+                         f"{sink['gc_seconds']:.2f} s in all")
         for share in (result.get("profile") or [])[:10]:
             lines.append(f"  {result['name']} profile: {share['self']:6.1%} self, {share['total']:6.1%} total  "
                          f"{share['frame']}")

@@ -113,4 +113,9 @@ def run_faust_peer(app: Any, *, worker_runtime: bool) -> None:
 
     if worker_runtime:
         use_worker_runtime()
-    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="info", quiet=True)
+    if worker_runtime:
+        from touchpoint.gc_tuning import freeze_start_up
+
+        freeze_start_up()  # as the worker does once it is built
+    worker.execute_from_commandline()

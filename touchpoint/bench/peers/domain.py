@@ -25,6 +25,7 @@ from pipeline.model import Event
 from pipeline.state_codec import state_from_json, state_to_json
 from touchpoint.bench.peers import PeerConfig, Progress, use_worker_runtime
 from touchpoint.bench.peers.job import new_decoder
+from touchpoint.gc_tuning import freeze_start_up
 
 
 async def consume(config: PeerConfig) -> None:
@@ -36,6 +37,7 @@ async def consume(config: PeerConfig) -> None:
     step, health, decode = CustomerStep(model), ChannelHealth(model), new_decoder().decode
     table: dict[bytes, bytes] = {}
     progress = Progress(config.total)
+    freeze_start_up()  # as the worker does once it is built
     await consumer.start()
     try:
         while True:
