@@ -106,13 +106,14 @@ class Outbox:
             return
         unmarked, self._unmarked = self._unmarked, set()
         producer = self._producer._ensure_producer()
-        delivered = []
-        for topic, partition in sorted(unmarked):
-            builder = producer.create_batch()
-            builder.append(timestamp=None, key=key, value=None, headers=[])
-            delivered.append(await producer.send_batch(builder, topic, partition=partition))
         try:
+            delivered = []
+            for topic, partition in sorted(unmarked):
+                builder = producer.create_batch()
+                builder.append(timestamp=None, key=key, value=None, headers=[])
+                delivered.append(await producer.send_batch(builder, topic, partition=partition))
             await asyncio.gather(*delivered)
         except BaseException:
-            self._unmarked |= unmarked  # not marked: the next commit tries again
+            # not marked, whether submitting or delivering failed: the next commit tries again
+            self._unmarked |= unmarked
             raise

@@ -79,15 +79,21 @@ def test_a_full_batch_is_followed_by_another_and_a_run_awaits_both() -> None:
     asyncio.run(scenario())
 
 
+async def delivered(topic: str, keys: list[bytes], partitions: int) -> tuple[FakeFaustProducer, Outbox]:
+    """An outbox whose records of ``keys`` are on the broker: what ``mark_ends`` finds before a commit."""
+    faust = FakeFaustProducer()
+    outbox = Outbox(faust, partitions)
+    for key in keys:
+        outbox.add(topic, key, b"state", None)
+    await outbox.send()
+    faust.drain()
+    return faust, outbox
+
+
 def test_mark_ends_puts_a_batch_of_one_tombstone_after_each_partition_written() -> None:
     async def scenario() -> None:
-        faust = FakeFaustProducer()
-        outbox = Outbox(faust, 4)
         keys = [f"c{n}".encode() for n in range(12)]
-        for key in keys:
-            outbox.add("customers-changelog", key, b"state", None)
-        await outbox.send()
-        faust.drain()
+        faust, outbox = await delivered("customers-changelog", keys, 4)
         written = {key_partition(k, 4) for k in keys}
         marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
         await asyncio.sleep(0)
@@ -103,23 +109,41 @@ def test_mark_ends_puts_a_batch_of_one_tombstone_after_each_partition_written() 
     asyncio.run(scenario())
 
 
+async def marks_again(faust: FakeFaustProducer, outbox: Outbox) -> None:
+    """After a failed ``mark_ends``, the next call marks the partition again."""
+    marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
+    await asyncio.sleep(0)
+    assert [(t, p) for t, p, _, _ in faust.submitted] == [("identity-changelog", 0)]
+    faust.drain()
+    await marking
+
+
 def test_mark_ends_that_fails_is_tried_again_at_the_next_call() -> None:
     async def scenario() -> None:
-        faust = FakeFaustProducer()
-        outbox = Outbox(faust, 1)
-        outbox.add("identity-changelog", b"k", b"v", None)
-        await outbox.send()
-        faust.drain()
+        faust, outbox = await delivered("identity-changelog", [b"k"], 1)
         marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
         await asyncio.sleep(0)
         faust.submitted[0][3].set_exception(RuntimeError("broker gone"))
         faust.submitted = []
         with pytest.raises(RuntimeError):  # so the commit is skipped
             await marking
-        marking = asyncio.ensure_future(outbox.mark_ends(b"\x00end"))
-        await asyncio.sleep(0)
-        assert [(t, p) for t, p, _, _ in faust.submitted] == [("identity-changelog", 0)]
-        faust.drain()
-        await marking
+        await marks_again(faust, outbox)
+
+    asyncio.run(scenario())
+
+
+def test_mark_ends_that_cannot_submit_is_tried_again_at_the_next_call() -> None:
+    async def scenario() -> None:
+        faust, outbox = await delivered("identity-changelog", [b"k"], 1)
+        submit = faust.aiokafka.send_batch
+
+        async def refused(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("producer closed")
+
+        faust.aiokafka.send_batch = refused  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):  # so the commit is skipped
+            await outbox.mark_ends(b"\x00end")
+        faust.aiokafka.send_batch = submit  # type: ignore[method-assign]
+        await marks_again(faust, outbox)
 
     asyncio.run(scenario())
