@@ -8,12 +8,11 @@ import threading
 
 import pytest
 import uvloop
-
-from touchpoint import gc_tuning
-from touchpoint.event_loop import install
 from prometheus_client import CollectorRegistry
 
 from sinks.metrics import Metrics
+from touchpoint import gc_tuning
+from touchpoint.event_loop import install
 from touchpoint.settings import SettingsError, load_settings
 
 
