@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import struct
 from typing import Any, Awaitable
 
-from aiokafka.partitioner import murmur2
-
 KEY_PARTITION_CACHE = 1 << 16  # keys: about 15 MB when full
+_M = 0x5BD1E995  # murmur2's mixing constant
+_MASK = 0xFFFFFFFF
+# Little-endian 32-bit word unpackers by word count, for keys of up to 255 bytes (longer ones build their own).
+_UNPACK_WORDS = tuple(struct.Struct(f"<{count}I").unpack_from for count in range(64))
 Headers = list[tuple[str, bytes]]  # a list: aiokafka's record builder takes no other sequence
 
 
@@ -41,9 +44,33 @@ Headers = list[tuple[str, bytes]]  # a list: aiokafka's record builder takes no 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Faust's producer (aiokafka's default partitioner) gives ``key``.
 
-    Cached: aiokafka's murmur2 is pure Python (2.6% of a worker's time uncached), and the hot path
-    asks for the same few customer and identifier keys again and again."""
+    Cached: the hot path asks for the same customer and identifier keys again and again."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), as aiokafka's
+    ``murmur2`` computes it, about three times as fast: the 32-bit words are unpacked at once
+    instead of byte by byte. On 200,000 bench events the keys outgrew the cache above, and
+    aiokafka's function was 3% of the worker's time."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length >> 2
+    unpack = _UNPACK_WORDS[words] if words < len(_UNPACK_WORDS) else struct.Struct(f"<{words}I").unpack_from
+    for k in unpack(data):
+        k = k * _M & _MASK
+        k = (k ^ k >> 24) * _M & _MASK
+        h = h * _M & _MASK ^ k
+    tail = length & 3
+    if tail:
+        end = length & ~3
+        if tail == 3:
+            h ^= data[end + 2] << 16
+        if tail >= 2:
+            h ^= data[end + 1] << 8
+        h = (h ^ data[end]) * _M & _MASK
+    h = (h ^ h >> 13) * _M & _MASK
+    return h ^ h >> 15
 
 
 class _Batch:

@@ -8,8 +8,11 @@ import asyncio
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agents.outbox import Outbox, key_partition
+from agents.outbox import Outbox, key_partition, murmur2
 from tests.fake_producer import FakeFaustProducer
 
 def test_key_partition_is_the_default_partitioners() -> None:
@@ -17,6 +20,11 @@ def test_key_partition_is_the_default_partitioners() -> None:
     for n in range(500):
         key = f"customer-{n}".encode()
         assert key_partition(key, 4) == partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3])
+
+
+@given(st.binary(max_size=300))
+def test_murmur2_is_aiokafkas(data: bytes) -> None:
+    assert murmur2(data) == aiokafka_murmur2(data)
 
 
 def test_records_leave_in_one_batch_per_topic_partition_in_the_order_added() -> None:
