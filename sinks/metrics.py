@@ -7,9 +7,10 @@ an identifier never becomes a label. The names and labels are the contract in do
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -170,3 +171,27 @@ def _series(gauge: Gauge) -> set[tuple[str, ...]]:
         for metric in gauge.collect()
         for sample in metric.samples
     }
+
+
+def observe_ages(histogram: Histogram, now: float, occurred_ms: Sequence[int]) -> None:
+    """``histogram.observe(now - t)`` for every event time ``t`` (milliseconds; a future one
+    counts as 0), in one step per bucket instead of one per event.
+
+    Per event, ``observe`` takes the sum's lock and scans the bounds; the hot path observes two
+    latencies per event, which cost about 3% of the worker's time. This updates the histogram's
+    own sum and buckets (prometheus_client's internals: its ``observe`` finds the first bound at
+    or above the value, as ``bisect_left`` does; tests/unit/test_metrics.py compares the two), so the exposition is exactly what ``observe`` would have made."""
+    if not occurred_ms:
+        return
+    histogram._raise_if_not_observable()
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for at_ms in occurred_ms:
+        age = max(now - at_ms / 1000, 0.0)
+        counts[bisect_left(bounds, age)] += 1
+        total += age
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts):
+        if count:
+            bucket.inc(count)
