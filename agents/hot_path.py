@@ -55,7 +55,7 @@ from pipeline.suppression import SuppressionList
 from sinks.alertmanager import AlertmanagerPusher
 from sinks.batcher import AckingSink
 from sinks.clickhouse import Row
-from sinks.metrics import Metrics
+from sinks.metrics import Metrics, observe_ages
 from touchpoint.settings import Topics
 
 log = logging.getLogger(__name__)
@@ -328,8 +328,8 @@ class HotPath:
                 states[key] = new_state
                 changed.add(key)
                 channel_alerts = health.observe(event, result.touchpoint_score)
-                result.alerts.extend(channel_alerts)
-                result.rows["alerts"].extend(alert_row(a, a.occurred_at_ms) for a in channel_alerts)
+                if channel_alerts:
+                    result.add_alerts(channel_alerts)
                 processed[event.channel] += 1
                 if result.late:
                     late[event.channel] += 1
@@ -354,9 +354,7 @@ class HotPath:
             self._note_risk(key, state)
         await publish_alerts(self.producer, self.names.alerts, emitted.alerts, self.pusher)
         self._record(processed, late, occurred, emitted)
-        rows = emitted.rows
-        # A journey gets a new row version per touchpoint; only the batch's last one is needed.
-        rows["journeys"] = list({row["journey_id"]: row for row in rows["journeys"]}.values())
+        rows = emitted.rows  # a journey's last row of the batch only (see Emitted)
         self._stamp_versions(rows)
         return StageResult(rows, table.stage(writes), self._written(occurred))
 
@@ -441,8 +439,9 @@ class HotPath:
             closing.append((key, raw, new_state))
         if not closing:
             return
-        self._stamp_versions(emitted.rows)
-        self.sink.add(emitted.rows)
+        rows = emitted.rows
+        self._stamp_versions(rows)
+        self.sink.add(rows)
         await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
         owned = self._owned_partitions()  # a rebalance may have happened during the flush
         for key, raw, new_state in closing:
@@ -546,12 +545,10 @@ class HotPath:
         return aligned
 
     def _written(self, occurred: list[int]) -> Callable[[], None]:
-        observe = self.metrics.clickhouse_latency.observe
+        histogram = self.metrics.clickhouse_latency
 
         def observe_all() -> None:
-            now = time.time()
-            for occurred_at_ms in occurred:
-                observe(max(now - occurred_at_ms / 1000, 0.0))
+            observe_ages(histogram, time.time(), occurred)
         return observe_all
 
     def _record(self, processed: Counter[str], late: Counter[str], occurred: list[int], emitted: Emitted) -> None:
@@ -564,9 +561,7 @@ class HotPath:
             metrics.journeys_merged.inc(emitted.merged_journeys)
         if processed:
             now = time.time()
-            observe = metrics.processing_latency.observe
-            for occurred_at_ms in occurred:
-                observe(max(now - occurred_at_ms / 1000, 0.0))
+            observe_ages(metrics.processing_latency, now, occurred)
             metrics.last_event_processed.set(now)
             self.last_processed = time.monotonic()
         for outcome, count in Counter(emitted.closed_outcomes).items():

@@ -9,7 +9,7 @@ import pytest
 
 from journey_views import Views
 from pipeline.config import load_model_config
-from pipeline.customer import MERGED_STATUS, CustomerStep
+from pipeline.customer import MERGED_STATUS, CustomerStep, Emitted
 from pipeline.journeys import journey_id_for
 from pipeline.model import Event
 from pipeline.state_codec import state_to_json
@@ -271,3 +271,20 @@ def test_quiet_until_is_the_next_closing_then_the_end_of_the_lateness() -> None:
     assert STEP.quiet_until_ms(closed_state) == T0 + 30 * MIN  # then kept for the lateness
     evicted, _ = STEP.close_if_idle(closed_state, KEY, T0 + 31 * MIN)
     assert STEP.quiet_until_ms(evicted) is None
+
+
+def test_emitted_together_a_journey_keeps_its_last_row_and_builds_no_other() -> None:
+    """What a batch emits holds one row per journey, the newest, and only that one is built."""
+    state, first = STEP.apply_event(None, KEY, ev("a", 0))
+    _, second = STEP.apply_event(state, KEY, ev("b", 1))
+    batch = Emitted()
+    batch.extend(first)
+    batch.extend(second)
+    [row] = batch.rows["journeys"]
+    assert row == second.rows["journeys"][0] and row["touchpoint_count"] == 2
+    assert batch.rows["journeys"][0] is row  # built once: version stamps made on it stay
+
+    replaced = Emitted()
+    replaced.add_journey_row("j", lambda: pytest.fail("a replaced journey row was built"))
+    replaced.add_journey_row("j", {"journey_id": "j"})
+    assert replaced.rows["journeys"] == [{"journey_id": "j"}]
