@@ -1,5 +1,8 @@
 """The worker's HTTP port: ``/metrics`` for Prometheus, ``/healthz`` and ``/readyz`` for orchestrators.
 
+``/metrics?name[]=cx_events_processed_total`` exposes only the series named (the bench's
+progress probe, once a second, uses it).
+
 ``/healthz`` answers 200 while the process can serve HTTP at all (liveness: restart me if not);
 ``/readyz`` answers 200 or 503 from a callable the worker passes in (readiness: send me traffic
 or not), with the reasons in the body. One small threaded server, so probes never wait on a
@@ -11,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -23,9 +27,14 @@ def serve_endpoints(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            path = self.path.split("?", 1)[0]
+            url = urlsplit(self.path)
+            path = url.path
             if path == "/metrics":
-                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                # ?name[]=...: only these series, as prometheus_client's own handler allows (a
+                # progress probe need not pay for the whole exposition)
+                names = parse_qs(url.query).get("name[]")
+                source = registry.restricted_registry(names) if names else registry
+                self._reply(200, generate_latest(source), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 self._reply(200, b"ok\n")
             elif path == "/readyz":

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,11 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def scrape(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+    def scrape(self, names: Iterable[str] = ()) -> str:
+        """The exposition, of only the series ``names`` when given."""
+        query = urllib.parse.urlencode([("name[]", name) for name in names])
+        url = f"{self.metrics_url}?{query}" if query else self.metrics_url
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
 
     def stop(self, grace: float = 30.0) -> int:

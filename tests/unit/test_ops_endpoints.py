@@ -40,6 +40,15 @@ def test_metrics_and_liveness(served: tuple[str, Metrics, Readiness]) -> None:
     assert get(base + "/nope")[0] == 404
 
 
+def test_metrics_of_the_names_asked_for_only(served: tuple[str, Metrics, Readiness]) -> None:
+    base, metrics, _ = served
+    metrics.events_processed.labels("web").inc(3)
+    metrics.events_invalid.labels("web", "bad_json").inc()
+    status, body = get(base + "/metrics?name[]=cx_events_processed_total")
+    assert status == 200 and 'cx_events_processed_total{channel="web"} 3.0' in body
+    assert "cx_events_invalid_total" not in body and "cx_sink" not in body
+
+
 def test_readiness_follows_partitions_sink_and_shutdown(served: tuple[str, Metrics, Readiness]) -> None:
     base, _, readiness = served
     status, body = get(base + "/readyz")

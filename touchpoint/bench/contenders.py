@@ -129,7 +129,7 @@ class TouchpointWorkers:
         total = 0.0
         for worker in self.workers:
             try:
-                exposition = worker.scrape()
+                exposition = worker.scrape(PROCESSED_METRICS)
             except OSError:
                 return []  # not serving yet
             total += sum(metric_value(exposition, name) for name in PROCESSED_METRICS)
