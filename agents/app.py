@@ -166,6 +166,8 @@ def build_app(runtime: Runtime) -> Stages:
         if report.rows:
             sink.add({"channel_scores": report.rows})
         metrics.set_window_figures(report.gauges)
+        for channel, count in health.take_refused().items():
+            metrics.window_refused.labels(channel).inc(count)
         for channel, stats in health.channel_totals(idle).items():
             if stats.mean_score is not None:
                 metrics.channel_score.labels(channel).set(stats.mean_score)

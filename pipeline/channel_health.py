@@ -18,6 +18,7 @@ alerts stay as last judged unless the worker passes its wall-clock idle time to
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Mapping
 
 from pipeline.alerting import AlertEvent, RuleState, evaluate_channel, watches
@@ -42,6 +43,7 @@ class ChannelHealth:
         self.states: dict[tuple[str, str], Mapping[str, RuleState]] = {}
         self._watching: dict[tuple[str, bool], tuple[AlertRule, ...]] = {}  # see _rules_for
         self._figures: list[ChannelFigure] = []
+        self._refused: Counter[str] = Counter()  # per channel, touchpoints older than the windows
         self.figures_dropped = 0  # snapshots dropped because nobody drained them in time
         self._every_ms = evaluate_every_seconds * 1000
         self._next_tick_ms: int | None = None
@@ -59,8 +61,9 @@ class ChannelHealth:
             alerts.extend(self.evaluate(self._next_tick_ms))
             self._snapshot(self._next_tick_ms)
             self._next_tick_ms += self._every_ms
-        self.windows.add(event.channel, dimension_of(event), event.occurred_at_ms, score.value,
-                         event.feedback, is_friction(score), is_error(event))
+        if not self.windows.add(event.channel, dimension_of(event), event.occurred_at_ms, score.value,
+                                event.feedback, is_friction(score), is_error(event)):
+            self._refused[event.channel] += 1
         if self._next_tick_ms is None:
             self._next_tick_ms = (event.occurred_at_ms // self._every_ms + 1) * self._every_ms
         return alerts
@@ -83,20 +86,29 @@ class ChannelHealth:
     def evaluate(self, at_ms: int) -> list[AlertEvent]:
         """Judge every subject with touchpoints in the alert window, and every subject with
         remembered state. A subject with neither has nothing to judge (no value, nothing to
-        resolve), so it is not evaluated at all: most kept subjects are quiet at most ticks."""
+        resolve), so it is not evaluated at all: most kept subjects are quiet at most ticks; nor
+        is one that no rule watches (it can have no state either)."""
         alerts: list[AlertEvent] = []
         window_seconds = self.config.windows.window_seconds
         for subject in sorted(set(self.windows.active(at_ms, window_seconds)) | set(self.states)):
             channel, dimension = subject
+            rules = self._rules_for(channel, dimension)
+            if not rules:
+                continue  # no rule watches it (web page groups, app versions by default): no state either
             stats = self.windows.snapshot(channel, dimension, at_ms, window_seconds)
-            states, fired = evaluate_channel(
-                self._rules_for(channel, dimension), self.states.get(subject, {}), channel, dimension, stats, at_ms)
+            states, fired = evaluate_channel(rules, self.states.get(subject, {}), channel, dimension, stats, at_ms)
             if states:
                 self.states[subject] = states
             else:
                 self.states.pop(subject, None)
             alerts.extend(fired)
         return alerts
+
+    def take_refused(self) -> Counter[str]:
+        """Per channel, the touchpoints the windows refused since the last call (too old to count
+        in any window still kept: see ``ChannelWindows.add``)."""
+        refused, self._refused = self._refused, Counter()
+        return refused
 
     def take_figures(self) -> list[ChannelFigure]:
         """The snapshots taken since the last call, oldest first, for ``channel_report``."""

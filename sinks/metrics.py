@@ -30,6 +30,7 @@ class Metrics:
     events_invalid: Counter
     events_suppressed: Counter
     late_events: Counter
+    window_refused: Counter
     journeys_merged: Counter
     alerts: Counter
     channel_score: Gauge
@@ -73,6 +74,9 @@ class Metrics:
             late_events=Counter(
                 "cx_late_events", "Events beyond the allowed lateness: stored flagged late, in no journey.",
                 ["channel"], **kw),
+            window_refused=Counter(
+                "cx_window_refused", "Touchpoints the channel windows refused: older than the longest window "
+                "behind the newest event time seen (a backlog read far out of time order).", ["channel"], **kw),
             journeys_merged=Counter(
                 "cx_journeys_merged", "Journeys that became part of another (back-stitching, a late bridge).", **kw),
             alerts=Counter("cx_alerts", "Alerts raised (firing transitions).", ["rule", "severity"], **kw),

@@ -125,3 +125,13 @@ def test_the_gauges_of_an_idle_stream_empty_with_the_wall_clock() -> None:
     assert health.channel_totals(idle_seconds=310)["store"].volume == 0  # the 5-minute window has emptied
     assert {f.window_seconds for f in health.figures_now(idle_seconds=310) if f.stats.volume} == {3600}
     assert health.figures_now(idle_seconds=3610) == []  # quiet for the longest window: no series
+
+
+def test_touchpoints_older_than_every_window_kept_are_counted_as_refused() -> None:
+    health = ChannelHealth(load_model_config())
+    touch(health, 2, "call", T0 + 3 * 3600 * SECOND, 70.0)  # event time moves three hours on
+    touch(health, 3, "web", T0, 70.0)  # older than the longest window (1 h) behind it
+    touch(health, 1, "web", T0 + 2 * 3600 * SECOND + 30 * 60 * SECOND, 70.0)  # within it: counted
+    assert health.take_refused() == {"web": 3}
+    assert health.take_refused() == {}  # drained
+    assert health.windows.snapshot("web", "", T0 + 3 * 3600 * SECOND, 3600).volume == 1
