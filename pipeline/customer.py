@@ -357,8 +357,7 @@ class CustomerStep:
             journey = journey.with_closed(closed)
             old = before.get(journey.journey_id)
             if old is not journey and old != journey:
-                emitted.add_journey_row(journey.journey_id,
-                                        partial(self._journey_row, key, journey.journey_id, summary, closed, seq))
+                self._emit_journey(emitted, key, journey.journey_id, summary, closed, seq)
             if closes_at >= horizon:
                 kept.append(fold(journey, horizon, self.unfolded_limit, max_scores))
         if regrouped.merged or regrouped.moved:  # only a regrouping merges or moves
@@ -400,8 +399,7 @@ class CustomerStep:
         for journey in state.journeys:
             summary = journey.summary(max_scores)
             closed = state.watermark_ms > closes_at_ms(summary, self.rules)
-            emitted.add_journey_row(journey.journey_id,
-                                    partial(self._journey_row, key, journey.journey_id, summary, closed, state.seq))
+            self._emit_journey(emitted, key, journey.journey_id, summary, closed, state.seq)
             for alias in journey.merged:
                 _add_merged(emitted, key, alias, journey.journey_id, state.seq)
             emitted._rows["touchpoint_journeys"].extend(
@@ -484,6 +482,11 @@ class CustomerStep:
             "late": int(late),
             "version": seq,
         }
+
+    def _emit_journey(self, emitted: Emitted, key: str, journey_id: str, summary: Segment, closed: bool,
+                      seq: int) -> None:
+        """A journey's new row, built only if no later row of it replaces it (see Emitted)."""
+        emitted.add_journey_row(journey_id, partial(self._journey_row, key, journey_id, summary, closed, seq))
 
     def _journey_row(self, key: str, journey_id: str, summary: Segment, closed: bool, seq: int) -> Row:
         outcome = (summary.outcome or INACTIVE_OUTCOME) if closed else summary.outcome

@@ -184,7 +184,8 @@ def observe_ages(histogram: Histogram, now: float, occurred_ms: Sequence[int]) -
     Per event, ``observe`` takes the sum's lock and scans the bounds; the hot path observes two
     latencies per event, which cost about 3% of the worker's time. This updates the histogram's
     own sum and buckets (prometheus_client's internals: its ``observe`` finds the first bound at
-    or above the value, as ``bisect_left`` does; tests/unit/test_metrics.py compares the two), so the exposition is exactly what ``observe`` would have made."""
+    or above the value, as ``bisect_left`` does; tests/unit/test_metrics.py compares the two), so
+    the exposition is exactly what ``observe`` would have made."""
     if not occurred_ms:
         return
     histogram._raise_if_not_observable()

@@ -33,9 +33,9 @@ OBSERVED_METRICS = {
     "cx_gc_pause_seconds_count": "gc_pauses",
     "cx_gc_pause_seconds_sum": "gc_seconds",
 }
-# A scrape renders every metric family in the worker (about 8% of its CPU at five a second), so
-# the worker is asked once a second; the window's end is interpolated between scrapes
-# (figures.throughput_window).
+# A full scrape renders every metric family in the worker (about 8% of its CPU at five a second):
+# progress is asked once a second, and for the PROCESSED_METRICS series only (/metrics?name[]=);
+# the window's end is interpolated between scrapes (figures.throughput_window).
 SCRAPE_SECONDS = 1.0
 
 
