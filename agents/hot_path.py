@@ -251,7 +251,7 @@ class HotPath:
             else:
                 id_type, value = primary_identifier(result.identifiers)  # decode guarantees one
                 forward(names.identifiers, identifier_key(id_type, value).encode(),
-                        b'{"kind":"event","event":' + to_wire(result) + b"}", message.timestamp)
+                        anonymous_event_message(to_wire(result)), message.timestamp)
         for (channel, reason), count in invalid.items():
             self.metrics.events_invalid.labels(channel, reason).inc(count)
         for channel, count in suppressed.items():
@@ -268,15 +268,19 @@ class HotPath:
         links: list[Row] = []
         decisions: Counter[tuple[str, str]] = Counter()
         for message in messages:
-            body = orjson.loads(message.value)
             key = message.key
             state = states[key] if key in states else IdentityState.from_bytes(table.get(key))
-            if body["kind"] == "event":
+            event = unwrap_anonymous_event(message.value)
+            if event is not None:
                 # By the event's place in the identifier's order, not by the state alone: a replay
                 # reads events from before the link with the link already in the state.
-                customer_key = state.owner_of_event(key.decode(), message.offset)
-                forward(self.names.customers, customer_key.encode(), orjson.dumps(body["event"]), message.timestamp)
+                customer_key, new_state = state.attribute_event(key.decode(), message.offset)
+                states[key] = new_state
+                if new_state is not state:
+                    writes[key] = new_state.to_bytes()
+                forward(self.names.customers, customer_key.encode(), event, message.timestamp)
                 continue
+            body = orjson.loads(message.value)
             new_state, decision = self.identity.decide(state, body, message.offset)
             states[key] = new_state
             if decision.store:
@@ -567,6 +571,20 @@ class HotPath:
         for outcome, count in Counter(emitted.closed_outcomes).items():
             metrics.journeys_closed.labels(outcome).inc(count)
         count_alerts(metrics, emitted.alerts)
+
+
+ANONYMOUS_EVENT = b'{"kind":"event","event":'
+
+
+def anonymous_event_message(wire: bytes) -> bytes:
+    """An anonymous event on the identifiers topic: its wire form in a JSON envelope, which the
+    resolve stage takes apart by its prefix (parsing and encoding it again was half its work)."""
+    return ANONYMOUS_EVENT + wire + b"}"
+
+
+def unwrap_anonymous_event(value: bytes) -> bytes | None:
+    """The event's wire form from :func:`anonymous_event_message`; None for a link."""
+    return value[len(ANONYMOUS_EVENT):-1] if value.startswith(ANONYMOUS_EVENT) else None
 
 
 def link_message(customer_id: str, event_id: str, occurred_at_ms: int, id_type: str, value: str) -> bytes:

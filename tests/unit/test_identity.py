@@ -68,12 +68,46 @@ def test_every_decision_has_a_row_and_bounded_labels() -> None:
         assert decision.row["anonymous_key"] == anonymous_key(identifier_key("device_id", decision.row["identifier_value"]))
 
 
+def anonymous_event_seen(state: IdentityState | None = None, identifier: str = "device_id:dev-1") -> IdentityState:
+    """The state after an anonymous event of the identifier went to its anonymous key."""
+    owner, state = (state or IdentityState()).attribute_event(identifier, 0)
+    assert owner == anonymous_key(identifier)
+    return state
+
+
 def test_a_new_link_says_which_anonymous_key_to_absorb() -> None:
-    state, [decision] = run(link("c1"))
+    state, decision = RULES.decide(anonymous_event_seen(), link("c1"), position=5)
     assert decision.absorb == anonymous_key("device_id:dev-1") and decision.store
-    assert state == IdentityState("c1", (("c1", 1_700_000_000_000),))
-    _, [_, confirmed] = run(link("c1"), link("c1", day=1))
+    assert state == IdentityState("c1", (("c1", 1_700_000_000_000),), 5, anonymous_events=True)
+    _, confirmed = RULES.decide(state, link("c1", day=1))
     assert confirmed.absorb is None
+
+
+def test_a_link_hands_over_nothing_when_no_event_went_to_the_anonymous_key() -> None:
+    state, [decision] = run(link("c1"))
+    assert decision.decision == LINKED and decision.absorb is None and decision.store
+    assert state == IdentityState("c1", (("c1", 1_700_000_000_000),))
+
+
+def test_the_first_anonymous_event_marks_the_state_and_later_ones_change_nothing() -> None:
+    identifier = "device_id:dev-1"
+    marked = anonymous_event_seen()
+    assert marked == IdentityState(anonymous_events=True)
+    assert marked.attribute_event(identifier, 1) == (anonymous_key(identifier), marked)  # the same object
+    linked, _ = RULES.decide(IdentityState(), link("c1"), position=3)
+    after_link = linked.attribute_event(identifier, 4)
+    assert after_link == ("c1", linked) and after_link[1] is linked  # the customer's: no mark needed
+    before_link = linked.attribute_event(identifier, 2)  # a replay of an event read before the link
+    assert before_link == (anonymous_key(identifier), IdentityState("c1", linked.claims, 3, True))
+
+
+def test_states_written_before_the_mark_still_hand_over() -> None:
+    """Whether an older state's anonymous key holds state is unknown: a link must hand it over."""
+    for legacy in (b'[null,[]]', b'[null,[],null]'):
+        state = IdentityState.from_bytes(legacy)
+        assert state.anonymous_events
+        _, decision = RULES.decide(state, link("c1"))
+        assert decision.absorb == anonymous_key("device_id:dev-1")
 
 
 def test_blocked_values_are_recognised_after_hashing() -> None:
@@ -87,6 +121,8 @@ def test_blocked_values_are_recognised_after_hashing() -> None:
 def test_identity_state_round_trips() -> None:
     state, _ = run(link("c1"), link("c2", day=1), link("c3", day=2))
     assert IdentityState.from_bytes(state.to_bytes()) == state
+    for marked in (anonymous_event_seen(), IdentityState("c1", state.claims, 7, anonymous_events=True)):
+        assert IdentityState.from_bytes(marked.to_bytes()) == marked
     assert IdentityState.from_bytes(None) == IdentityState()
 
 
@@ -156,6 +192,8 @@ def test_two_known_customers_are_never_merged(statements) -> None:
     linked: dict[str, str] = {}
     for customer, id_type, value, day in sorted(statements, key=lambda s: s[3]):
         key = identifier_key(id_type, value)
+        if key not in linked:  # an anonymous event before each statement, so a link hands over
+            states[key] = anonymous_event_seen(states.get(key), key)
         states[key], decision = RULES.decide(states.get(key), link(customer, value, id_type, day))
         assert decision.decision in DECISIONS and decision.reason in REASONS
         if decision.decision == LINKED:

@@ -50,7 +50,7 @@ def touchpoints(draw: st.DrawFn) -> tuple[Event, TouchpointContext]:
 
 def _set(event: Event, **changes: object) -> Event:
     attributes = {**event.attributes, **changes}
-    return replace(event, attributes={k: v for k, v in attributes.items() if v is not None})
+    return event._replace(attributes={k: v for k, v in attributes.items() if v is not None})
 
 
 # Each takes a touchpoint and returns it with one signal made better (or unchanged if not there).
@@ -67,15 +67,15 @@ IMPROVEMENTS: dict[str, Improvement] = {
     "no error": lambda e, c, r: (_set(e, error_code=None), c),
     "faster page": lambda e, c, r: (_set(e, load_ms=r.randint(0, int(e.attributes["load_ms"])))
                                     if "load_ms" in e.attributes else e, c),
-    "no crash": lambda e, c, r: (_set(replace(e, type="visit") if e.type == "app_crash" else e, crash=False), c),
+    "no crash": lambda e, c, r: (_set(e._replace(type="visit") if e.type == "app_crash" else e, crash=False), c),
     "higher rating": lambda e, c, r: (_set(e, rating=r.randint(int(e.attributes["rating"]), 5))
                                       if "rating" in e.attributes else e, c),
     "no return or abandoned checkout": lambda e, c, r: (
-        replace(e, type="visit") if e.type in ("return", "checkout_abandoned") else e, c),
-    "a purchase": lambda e, c, r: (replace(e, type="purchase"), c),
+        e._replace(type="visit") if e.type in ("return", "checkout_abandoned") else e, c),
+    "a purchase": lambda e, c, r: (e._replace(type="purchase"), c),
     "no repeat contact": lambda e, c, r: (e, replace(c, repeat_contact=False)),
     "no channel switch": lambda e, c, r: (e, replace(c, channel_switch=False)),
-    "better answer": lambda e, c, r: (replace(e, feedback=_better(e.feedback, r)), c),
+    "better answer": lambda e, c, r: (e._replace(feedback=_better(e.feedback, r)), c),
 }
 
 

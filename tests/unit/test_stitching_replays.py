@@ -128,7 +128,12 @@ LINK_POSITION = 3
 
 
 def _link() -> IdentityState:
-    state, decision = IdentityRules().decide(None, {
+    """The identifier's state as resolve leaves it: the three anonymous events attributed, then the link."""
+    state = IdentityState()
+    for _, _, position in ANONYMOUS:
+        owner, state = state.attribute_event(IDENTIFIER, position)
+        assert owner == LINKED_ANON
+    state, decision = IdentityRules().decide(state, {
         "customer_id": KEY, "event_id": "login", "occurred_at_ms": T0, "type": "device_id", "value": "dev-1",
     }, LINK_POSITION)
     assert decision.decision == "linked" and decision.absorb == LINKED_ANON
