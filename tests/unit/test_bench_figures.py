@@ -13,6 +13,7 @@ from touchpoint.bench.figures import (
     ratio,
     throughput_window,
 )
+from touchpoint.bench.contenders import scrape_due
 from touchpoint.bench.peers import Progress, parse_progress
 from touchpoint.bench.state_size import summarise
 
@@ -28,13 +29,22 @@ def test_window_starts_at_first_progress_and_ends_at_total() -> None:
 
 
 def test_window_ends_where_the_total_was_crossed_between_two_samples() -> None:
-    """A worker scraped once a second finishes between scrapes: the end is read at the rate of
-    the last interval, not at the scrape that first saw the total."""
+    """A counter that overshoots the total: the end is read at the rate of the last interval, not
+    at the sample that first saw the total."""
     window = throughput_window([Sample(10.0, 100), Sample(11.0, 1100), Sample(12.0, 2100), Sample(13.0, 2600)],
                                total=2500)
     assert window is not None and window.complete
     assert window.end == Sample(12.8, 2500)
     assert window.rate == pytest.approx(2400 / 2.8)
+
+
+def test_touchpoint_progress_is_scraped_at_every_poll_near_the_end() -> None:
+    """A counter stops at the total, so the window ends at the first scrape that sees it: once a
+    second, that was up to a second after the last event."""
+    assert not scrape_due(0.2, count=8_999, total=10_000)
+    assert scrape_due(1.0, count=8_999, total=10_000)
+    assert scrape_due(0.2, count=9_000, total=10_000)
+    assert not scrape_due(0.2, count=9_999, total=None)  # the latency run's worker: no total to reach
 
 
 def test_window_of_unfinished_run_ends_at_last_sample() -> None:

@@ -25,10 +25,11 @@ class Window:
 
     Starting at the first sample that shows progress, not at process start, leaves start-up and
     the consumer group join out of the figure; the events done before that sample are left out of
-    the count too, so the rate stays honest. The end is read between the last sample below the
-    total and the first at it, at the rate of that interval: taken at the later sample, it was
-    late by up to a sampling period (a second for Touchpoint, whose progress is scraped): on
-    50,000 events (windows of 5-6 s) its rate came out up to 18% low, and on one of two values.
+    the count too, so the rate stays honest. The end is the first sample at the total, so it is
+    late by up to a sampling period: peers report the moment they reach it, and Touchpoint's
+    scrapes come at every poll of the bench (0.2 s) near the end (``contenders.NEAR_END_SHARE``).
+    A sample past the total (a counter that overshoots) is brought back to it by interpolating
+    within its interval.
     """
 
     start: Sample

@@ -141,7 +141,8 @@ def _run_touchpoint(name: str, workers: int, dataset: Dataset, settings: Setting
                     say: Say, progress: Progress) -> ContenderResult:
     migrate(settings.clickhouse)
     _produce(dataset, settings, name, progress)
-    contender = TouchpointWorkers(name, settings, workers, options.workdir, profile=options.profile and workers == 1)
+    contender = TouchpointWorkers(name, settings, workers, options.workdir, profile=options.profile and workers == 1,
+                                  total=dataset.touchpoint_units)
     result = _measured(contender, dataset.touchpoint_units, options, say, progress)
     for path in contender.profiles:
         if path.exists():
