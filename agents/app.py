@@ -104,6 +104,7 @@ def build_app(runtime: Runtime) -> Stages:
         at_risk_threshold=runtime.model.customer.at_risk_threshold,
         pusher=pusher,
     )
+    sink.settle = hot_path.settle
     app.attach_batch_handler(hot_path, settings.partitions, flush_grace_seconds=settings.shutdown_grace_seconds)
 
     @app.on_partitions_revoked.connect

@@ -40,8 +40,8 @@ class TableWriter:
     def __contains__(self, key: bytes) -> bool:
         return key in self.table
 
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self.table.items()
+    def keys(self) -> Iterable[bytes]:
+        return self.table.keys()
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.table.data[key] = value

@@ -1,12 +1,13 @@
 """Touchpoint's three stages, each applied to a run of records of its topics.
 
 :class:`HotPath` is the :class:`agents.batching.BatchHandler` of the worker. Per batch it decodes
-raw bytes once, calls the pure ``pipeline`` code per event, touches each customer's Faust table
-entry once (decoded at the first event of the batch, encoded and written at the end), produces
+raw bytes once, calls the pure ``pipeline`` code per event, stages each customer's new state
+(:mod:`agents.staged_table`: encoded and written to the Faust table once per sink flush), produces
 what it forwards to internal topics as one batch per topic-partition (:mod:`agents.outbox`), and
 hands the batch's rows to :class:`sinks.batcher.AckingSink` with one acknowledgement for the
-whole batch, called after the insert and the forwarded records' delivery. Metrics are updated
-per batch.
+whole batch, called after the insert and the forwarded records' delivery; the flush's state is
+made durable before any of its offsets is acknowledged (:meth:`HotPath.settle`). Metrics are
+updated per batch.
 
 Stages, by topic (see docs/design.md, Topology):
 
@@ -38,7 +39,6 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from agents.changelog import END_MARKER_KEY, TableWriter
-from agents.decoded_states import DecodedStates
 from agents.outbox import Outbox, key_partition
 from agents.staged_table import StagedTable
 from pipeline.alerting import AlertEvent
@@ -103,14 +103,15 @@ def handover_of(message: ConsumerRecord) -> Handover | None:
     return None
 
 
-def acknowledgement(ack: Callable[[], Any], result: StageResult,
-                    forwarded: Sequence[Awaitable[Any]], changelog: Outbox) -> Callable[[], Awaitable[None]]:
-    """The batch's acknowledgement, which the sink calls once the batch's rows are stored: what the
-    batch forwarded delivered, then the staged state durable (its changelog records submitted, so
-    the producer flush before a commit covers them), then the run's offsets acknowledged (``ack``,
-    so the committer may move past them). A failed delivery raises before anything is made durable: a
-    back-stitching hand-over carries the state of an anonymous key that ``durable`` replaces by a
-    marker."""
+def acknowledgement(ack: Callable[[], Any], result: StageResult, forwarded: Sequence[Awaitable[Any]],
+                    settling: list[Callable[[], Any]]) -> Callable[[], Awaitable[None]]:
+    """The run's acknowledgement, which the sink calls once the run's rows are stored: what the run
+    forwarded delivered, then its staged state marked stored, and ``ack`` (its offsets) left in
+    ``settling`` for :meth:`HotPath.settle`, which makes the state of every run of the sink's
+    flush durable (its changelog records submitted, so the producer flush before a commit covers
+    them) before it lets the committer move past any of their offsets. A failed delivery raises
+    before anything is marked: a back-stitching hand-over carries the state of an anonymous key
+    that ``durable`` replaces by a marker."""
     durable = result.durable
 
     async def acknowledge() -> None:
@@ -118,8 +119,7 @@ def acknowledgement(ack: Callable[[], Any], result: StageResult,
             await delivery
         if durable is not None:
             durable()
-            await changelog.send()
-        ack()
+        settling.append(ack)
     return acknowledge
 
 
@@ -157,12 +157,14 @@ class HotPath:
         self.consumer = consumer
         self.producer = producer
         self.outbox = Outbox(producer, partitions)
-        # the tables' changelog records: an outbox of their own, submitted from acknowledgements
-        # and timers, while a stage run's forwarded records are in flight in ``outbox``
+        # the tables' changelog records: an outbox of their own, submitted when a flush settles
+        # and from timers, while a stage run's forwarded records are in flight in ``outbox``
         self.changelog = Outbox(producer, partitions)
-        self.identities = StagedTable(TableWriter(identity_table, self.changelog))
-        self.customers = StagedTable(TableWriter(customer_table, self.changelog))
-        self.decoded = DecodedStates(state_from_json)
+        self.identities: StagedTable[IdentityState] = StagedTable(
+            TableWriter(identity_table, self.changelog), IdentityState.to_bytes, IdentityState.from_bytes)
+        self.customers: StagedTable[Any] = StagedTable(
+            TableWriter(customer_table, self.changelog), state_to_json, state_from_json)
+        self._settling: list[Callable[[], Any]] = []  # offsets of acknowledged runs, see settle
         self._topic_partitions = topic_partitions
         self._aligned: dict[str, bool] = {}
         self._links_sent: OrderedDict[str, str] = OrderedDict()
@@ -201,13 +203,24 @@ class HotPath:
                 log.warning("schema registry unavailable (%s); retrying %s in %.0f s", exc, stage, delay)
                 await asyncio.sleep(delay)
         forwarded = await self.outbox.send()
-        self.sink.add(result.rows, ack=acknowledgement(ack, result, forwarded, self.changelog),
+        self.sink.add(result.rows, ack=acknowledgement(ack, result, forwarded, self._settling),
                       after=result.after)
         if self.sink.full:
             await self.sink.flush()
 
     async def flush(self, deadline: float | None = None) -> None:
         await self.sink.flush(deadline)
+
+    async def settle(self) -> None:
+        """Once the runs of a sink flush are acknowledged (the sink calls it): their state durable,
+        each key written once, then their offsets acknowledged."""
+        self.identities.settle()
+        self.customers.settle()
+        await self.changelog.send()
+        settled = list(self._settling)
+        self._settling.clear()  # the same list: every acknowledgement made so far appends to it
+        for ack in settled:
+            ack()
 
     async def mark_changelog_ends(self) -> None:
         await self.changelog.mark_ends(END_MARKER_KEY)
@@ -264,12 +277,12 @@ class HotPath:
         forward = self.outbox.add
         table = self.identities
         states: dict[bytes, IdentityState] = {}
-        writes: dict[bytes, bytes] = {}
+        writes: dict[bytes, IdentityState] = {}
         links: list[Row] = []
         decisions: Counter[tuple[str, str]] = Counter()
         for message in messages:
             key = message.key
-            state = states[key] if key in states else IdentityState.from_bytes(table.get(key))
+            state = states[key] if key in states else table.get(key)
             event = unwrap_anonymous_event(message.value)
             if event is not None:
                 # By the event's place in the identifier's order, not by the state alone: a replay
@@ -277,14 +290,14 @@ class HotPath:
                 customer_key, new_state = state.attribute_event(key.decode(), message.offset)
                 states[key] = new_state
                 if new_state is not state:
-                    writes[key] = new_state.to_bytes()
+                    writes[key] = new_state
                 forward(self.names.customers, customer_key.encode(), event, message.timestamp)
                 continue
             body = orjson.loads(message.value)
             new_state, decision = self.identity.decide(state, body, message.offset)
             states[key] = new_state
             if decision.store:
-                writes[key] = new_state.to_bytes()
+                writes[key] = new_state
             decisions[decision.labels] += 1
             if decision.decision != CONFIRMED:
                 links.append(decision.row)
@@ -319,7 +332,7 @@ class HotPath:
         occurred: list[int] = []
         watermark = self.watermark_ms
         for key, item in items:
-            state = states[key] if key in states else self.decoded.read(key, table.get(key))
+            state = states[key] if key in states else table.get(key)
             if isinstance(item, Handover):
                 states[key] = self._hand_over(key, state, item, emitted)
                 changed.add(key)
@@ -342,17 +355,13 @@ class HotPath:
             emitted.extend(result)
         self.watermark_ms = watermark
         now = time.monotonic()
-        writes: dict[bytes, bytes | None] = {}
+        writes: dict[bytes, Any] = {}
         for key in changed:
-            state = states[key]
+            writes[key] = state = states[key]
             if state is None:
-                writes[key] = None
-                self.decoded.forget(key)
                 self._forget_touched(key)
                 self._at_risk.discard(key)
                 continue
-            writes[key] = raw = state_to_json(state)
-            self.decoded.remember(key, raw, state)
             self.touched[key] = now
             self._quiet_until.pop(key, None)
             self._note_risk(key, state)
@@ -391,17 +400,19 @@ class HotPath:
         self.suppression = suppression
         if not len(suppression):
             return 0
-        erased = {key: None for key, _ in self.customers.items()
+        erased = {key: None for key in self.customers.keys()
                   if suppression.suppresses_customer_key(key.decode())}
         if erased:
             self.customers.stage(erased)()
             for key in erased:
                 self._forget_touched(key)
                 self._at_risk.discard(key)
-        identifiers = {key: None for key, _ in self.identities.items()
+        identifiers = {key: None for key in self.identities.keys()
                        if suppression.suppresses_identifier_key(key.decode())}
         if identifiers:
             self.identities.stage(identifiers)()
+        self.customers.settle()
+        self.identities.settle()
         await self.changelog.send()
         return len(erased) + len(identifiers)
 
@@ -420,13 +431,12 @@ class HotPath:
         settled = time.monotonic() - settle_seconds
         watermark = self.watermark_ms
         quiet_until = self._quiet_until
-        closing: list[tuple[bytes, bytes | None, Any]] = []
+        closing: list[tuple[bytes, Any, Any]] = []
         emitted = Emitted()
         for key, touched_at in list(self.touched.items()):
             if touched_at > settled or watermark <= quiet_until.get(key, -1):
                 continue
-            raw = self.customers.get(key)
-            state = self.decoded.read(key, raw)
+            state = self.customers.get(key)
             if state is None or key_partition(key, self.partitions) not in owned:
                 self._forget_touched(key)
                 continue
@@ -440,7 +450,7 @@ class HotPath:
                 continue
             new_state, closed = result
             emitted.extend(closed)
-            closing.append((key, raw, new_state))
+            closing.append((key, state, new_state))
         if not closing:
             return
         rows = emitted.rows
@@ -448,14 +458,13 @@ class HotPath:
         self.sink.add(rows)
         await self.sink.flush()  # stored first, then dropped from state: a crash re-closes, never loses
         owned = self._owned_partitions()  # a rebalance may have happened during the flush
-        for key, raw, new_state in closing:
+        for key, state, new_state in closing:
             if key_partition(key, self.partitions) not in owned:
                 continue  # the new owner closes it from the changelog; its rows are stored
-            if self.customers.get(key) is raw:  # else an event came meanwhile; it closes it later
-                encoded = state_to_json(new_state)
-                self.decoded.remember(key, encoded, new_state)
-                self.customers.stage({key: encoded})()
+            if self.customers.get(key) == state:  # else an event came meanwhile; it closes it later
+                self.customers.stage({key: new_state})()
                 self._note_risk(key, new_state)
+        self.customers.settle()
         await self.changelog.send()
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
@@ -473,14 +482,13 @@ class HotPath:
         self._at_risk.clear()
         self.customers.abandon()
         self.identities.abandon()
-        self.decoded.clear()
 
     async def on_recovered(self) -> None:
         """After a rebalance and table recovery: every owned customer is looked at again once."""
         owned = self._owned_partitions()
-        for key, raw in self.customers.items():
+        for key in self.customers.keys():
             if key_partition(key, self.partitions) in owned:
-                state = state_from_json(raw)
+                state = self.customers.get(key)
                 if state is not None:
                     self.touched.setdefault(key, 0.0)
                     self._note_risk(key, state)

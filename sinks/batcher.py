@@ -52,9 +52,15 @@ class _Batch:
 class AckingSink:
     """Rows in, acknowledgements out once the rows are stored.
 
+    ``settle``, when set, is awaited once the acknowledgements of a flush have run, before its
+    ``after`` callbacks: the caller finishes them together there (the hot path makes the flush's
+    state durable once per key, then acknowledges its offsets).
+
     ``ack_before_write`` is UNSAFE and exists for the fault-injection suite's negative control
     only: it acknowledges events when their rows are buffered, so a crash loses them.
     """
+
+    settle: Callable[[], Awaitable[object]] | None = None
 
     def __init__(
         self,
@@ -103,7 +109,7 @@ class AckingSink:
                 batch.size += len(table_rows)
         if ack is not None:
             if self.ack_before_write:
-                task = asyncio.ensure_future(ack())
+                task = asyncio.ensure_future(self._acknowledge(ack))
                 self._early_acks.add(task)
                 task.add_done_callback(self._early_acks.discard)
             else:
@@ -146,6 +152,8 @@ class AckingSink:
                 self._in_flight = 0
             for ack in batch.acks:
                 await ack()
+            if batch.acks and self.settle is not None:
+                await self.settle()
             for after in batch.after:
                 after()
 
@@ -163,6 +171,11 @@ class AckingSink:
                     # shielded: a worker stopping cancels this task, and a flush cut off after
                     # taking the buffer would leave its rows to the replay after the restart
                     await asyncio.shield(self.flush())
+
+    async def _acknowledge(self, ack: Ack) -> None:
+        await ack()
+        if self.settle is not None:
+            await self.settle()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -24,7 +24,7 @@ def test_writes_reach_the_store_and_the_changelog_partition_of_their_key() -> No
         writer[b"cust-1"] = b'{"q":2}'
         del writer[b"cust-2"]
         assert writer.get(b"cust-1") == b'{"q":2}' and b"cust-2" not in writer
-        assert dict(writer.items()) == {b"cust-1": b'{"q":2}'}
+        assert list(writer.keys()) == [b"cust-1"]
         await writer.outbox.send()
         producer.drain()
         assert {topic for topic, _, _ in producer.sent} == {"changelog-test-customers-changelog"}
