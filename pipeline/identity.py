@@ -65,8 +65,7 @@ class IdentityState:
     anonymous_events: bool = False
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps([self.customer_key, [list(claim) for claim in self.claims], self.linked_at,
-                             int(self.anonymous_events)])
+        return orjson.dumps((self.customer_key, self.claims, self.linked_at, int(self.anonymous_events)))
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> IdentityState:
