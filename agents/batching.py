@@ -71,6 +71,9 @@ class BatchHandler(Protocol):
     # topic -> the stage that processes it: consecutive records of one stage are handed over
     # together, whatever their topic-partitions
     run_keys: Mapping[str, Hashable]
+    # stages whose results depend on the order of their own partitions only, not on other
+    # topics': their records of a release are handed over first, one run per stage
+    unordered_stages: frozenset[Hashable]
 
     async def handle(self, stage: Hashable, records: Sequence[ConsumerRecord], ack: RunAck) -> None:
         """Process a run of records of this stage's topics (each topic-partition's in offset
@@ -220,7 +223,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         claimed = self._releasable(handler, active)
         outstanding = self.outstanding_runs
         run_keys = handler.run_keys
-        for stage, run in in_timestamp_order(claimed, lambda record: run_keys[record.topic]):
+        for stage, run in in_stage_order(claimed, lambda record: run_keys[record.topic], handler.unordered_stages):
             if not self.flow_active or self.app.consumer_generation_id != generation:
                 return  # a rebalance started: Faust seeks back to the committed offsets
             ack = RunAck(self, run)
@@ -346,6 +349,30 @@ def absent_offsets(read: int, accepted_up_to: int | None, offset: int) -> tuple[
     """
     first = read + 1 if accepted_up_to is None else max(read, accepted_up_to) + 1
     return (first, offset - 1) if first <= offset - 1 else None
+
+
+def in_stage_order(
+    batches: Sequence[Sequence[M]], run_of: Callable[[M], Hashable], unordered: frozenset[Hashable],
+) -> Iterator[tuple[Hashable, list[M]]]:
+    """The runs of a release: the records of each ``unordered`` stage first, one run per stage
+    (each topic-partition in offset order), then the others by :func:`in_timestamp_order`.
+
+    ``batches`` are per topic-partition, and a topic belongs to one stage. A stage whose state is
+    keyed within its own topic (the resolve stage: the identity of each identifier, in its
+    partition's order) loses nothing by being taken out of the interleaving, and interleaved it
+    cut the other stages' runs: reading the internal topics' backlog, runs averaged 11 records.
+    """
+    interleaved: list[Sequence[M]] = []
+    alone: dict[Hashable, list[M]] = {}
+    for batch in batches:
+        stage = run_of(batch[0])
+        if stage in unordered:
+            alone.setdefault(stage, []).extend(batch)
+        else:
+            interleaved.append(batch)
+    yield from alone.items()
+    if interleaved:
+        yield from in_timestamp_order(interleaved, run_of)
 
 
 def in_timestamp_order(

@@ -188,6 +188,9 @@ class HotPath:
         run_keys[topics.customers] = "customers"
         run_keys[topics.dlq] = "dead_letters"
         self.run_keys = run_keys
+        # resolve keeps its state per identifier, in the identifiers partition's order, and the
+        # dead letters have none: neither depends on where other topics' records fall in time
+        self.unordered_stages = frozenset({"resolve", "dead_letters"})
         self.topics = frozenset(run_keys)
 
     async def handle(self, stage: str, messages: Sequence[ConsumerRecord], ack: Callable[[], Any]) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.batching import in_timestamp_order
+from agents.batching import in_stage_order, in_timestamp_order
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,22 @@ def test_runs_follow_the_given_key_across_topic_partitions() -> None:
         ("customers", [("customers-0", 0), ("customers-0", 1)]),
         ("ingest", [("web-0", 2)]),
     ]
+
+
+def test_unordered_stages_come_first_in_one_run_each_and_leave_the_others_runs_whole() -> None:
+    """Resolve's records between ingest and customer records no longer cut their runs."""
+    stage = {"web-0": "ingest", "identifiers-0": "resolve", "identifiers-1": "resolve", "customers-0": "customers"}
+    web = batch("web-0", [1.0, 3.0])
+    identifiers0 = batch("identifiers-0", [2.0, 6.0])
+    identifiers1 = batch("identifiers-1", [0.5])
+    customers = batch("customers-0", [4.0, 5.0])
+    runs = [(key, [(r.tp, r.offset) for r in run])
+            for key, run in in_stage_order([web, identifiers0, customers, identifiers1], lambda r: stage[r.tp],
+                                           frozenset({"resolve"}))]
+    assert runs == [
+        ("resolve", [("identifiers-0", 0), ("identifiers-0", 1), ("identifiers-1", 0)]),
+        ("ingest", [("web-0", 0), ("web-0", 1)]),
+        ("customers", [("customers-0", 0), ("customers-0", 1)]),
+    ]
+    only_resolve = list(in_stage_order([identifiers1], lambda r: stage[r.tp], frozenset({"resolve"})))
+    assert [(key, len(run)) for key, run in only_resolve] == [("resolve", 1)]
