@@ -97,7 +97,8 @@ def _derived_tables_agree(summary: FaultSummary) -> None:
     test_changelog_ends.py), and a restarted worker applying a customer's events in another
     order than live because each topic's backlog came in its own fetches (the consumer now holds
     fetched records until the partitions behind them catch up, agents/release_order.py; 0
-    disagreeing journeys in three 100k runs since). A disagreeing journey is still reported as an
+    disagreeing journeys in three 100k runs then, but 0-22 of about 40,800 in ten runs later,
+    docs/reliability.md). A disagreeing journey is still reported as an
     expected failure with its count, not hidden, and not allowed to fail CI at random. A customer
     without a score row fails.
     """
