@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.config import load_model_config
 from pipeline.customer import CustomerStep, Emitted
-from pipeline.identity import IdentityRules, anonymous_key
+from pipeline.identity import IdentityRules, IdentityState, anonymous_key
 from pipeline.model import Event
 from sinks.clickhouse import connect
 from sinks.migrations import migrate
@@ -50,7 +50,8 @@ def scenario() -> tuple[list[Emitted], list[dict[str, Any]]]:
     apply(ANON, ev("browse-1", 0))
     apply(ANON, ev("browse-2", 5))
     apply("cust-1", ev("call-1", 30, "call"))
-    _, decision = IdentityRules().decide(None, {"customer_id": "cust-1", "event_id": "login-1",
+    _, identity = IdentityState().attribute_event("anonymous_id:visitor-1", 0)  # resolve sent the browsing to ANON
+    _, decision = IdentityRules().decide(identity, {"customer_id": "cust-1", "event_id": "login-1",
                                                "occurred_at_ms": T0 + 8 * MIN, "type": "anonymous_id",
                                                "value": "visitor-1"})
     assert decision.absorb == ANON
