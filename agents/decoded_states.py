@@ -1,12 +1,12 @@
-"""Customer states as this worker last encoded them, reused while the table holds those bytes.
+"""States as this worker last encoded them, reused while the table holds those bytes.
 
 Every batch decodes each customer's state from the table (orjson plus a few hundred small tuples)
 and encodes it again for the write: 7% of a worker's time on the bench, and the decode is
 wasted whenever the bytes in the table are the ones this worker wrote from the state it still
-has. So the hot path remembers (bytes, state) per key for the most recently written customers and
-takes the state back when the table returns that very bytes object (``is``, not ``==``): any
-other write (recovery after a rebalance, an erasure, another batch's staged value) is a new
-object and is decoded as before. The codec round-trips every state exactly (a property test in
+has. So a staged table (``agents.staged_table``) remembers (bytes, state) per key for the most
+recently written keys and takes the state back when the table returns that very bytes object
+(``is``, not ``==``): any other write (recovery after a rebalance) is a new object and is
+decoded as before. The codec round-trips every state exactly (a property test in
 ``tests/unit/test_journey_properties.py``), so a reused state is the one decoding would give.
 """
 

@@ -217,13 +217,18 @@ class HotPath:
     async def settle(self) -> None:
         """Once the runs of a sink flush are acknowledged (the sink calls it): their state durable,
         each key written once, then their offsets acknowledged."""
-        self.identities.settle()
-        self.customers.settle()
-        await self.changelog.send()
+        await self._write_stored()
         settled = list(self._settling)
         self._settling.clear()  # the same list: every acknowledgement made so far appends to it
         for ack in settled:
             ack()
+
+    async def _write_stored(self) -> None:
+        """The tables' stored writes (their rows are in ClickHouse) to the tables, each key once,
+        and their changelog records submitted."""
+        self.identities.settle()
+        self.customers.settle()
+        await self.changelog.send()
 
     async def mark_changelog_ends(self) -> None:
         await self.changelog.mark_ends(END_MARKER_KEY)
@@ -414,9 +419,7 @@ class HotPath:
                        if suppression.suppresses_identifier_key(key.decode())}
         if identifiers:
             self.identities.stage(identifiers)()
-        self.customers.settle()
-        self.identities.settle()
-        await self.changelog.send()
+        await self._write_stored()
         return len(erased) + len(identifiers)
 
     # -- journeys that event time left behind -------------------------------------------------
@@ -467,8 +470,7 @@ class HotPath:
             if self.customers.get(key) == state:  # else an event came meanwhile; it closes it later
                 self.customers.stage({key: new_state})()
                 self._note_risk(key, new_state)
-        self.customers.settle()
-        await self.changelog.send()
+        await self._write_stored()
         for outcome, count in Counter(emitted.closed_outcomes).items():
             self.metrics.journeys_closed.labels(outcome).inc(count)
 

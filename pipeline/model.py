@@ -2,9 +2,9 @@
 
 These are plain frozen dataclasses and named tuples with no framework imports, so the pure
 pipeline code can be tested without Kafka, Faust or ClickHouse, and so state can be serialised
-explicitly. Between
-Touchpoint's own stages an event travels as compact JSON (``to_wire`` / ``from_wire``), a format
-private to Touchpoint: producers code against the Avro/JSON contract in ``schemas/``, not this.
+explicitly. Between Touchpoint's own stages an event travels as compact JSON (``to_wire`` /
+``from_wire``), a format private to Touchpoint: producers code against the Avro/JSON contract in
+``schemas/``, not this.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ def test_a_flush_makes_the_state_of_all_its_runs_durable_before_any_offset_is_ac
         identities: StagedTable[list[int]] = StagedTable(_Table(order), orjson.dumps, _decode)
         hot_path = SimpleNamespace(customers=customers, identities=identities, changelog=_Changelog(order),
                                    _settling=[])
+        hot_path._write_stored = lambda: HotPath._write_stored(hot_path)  # type: ignore[arg-type]
         sink = AckingSink(InMemoryWriter, Metrics.create(CollectorRegistry()))
         sink.settle = lambda: HotPath.settle(hot_path)  # type: ignore[arg-type]
         for run, state in ((1, [1]), (2, [2])):
